@@ -1,1 +1,30 @@
-//! placeholder
+//! The dfs client library: namespace operations against the NameNode, and streaming readers and
+//! writers that talk to DataNodes directly, verify every checksum and fail over between replicas.
+//!
+//! Module map:
+//! - [`client`]: [`DfsClient`], the async entry point (namespace ops, open/create/append).
+//! - `writer`: [`FileWriter`]: packets, the write pipeline, acks, hflush/hsync, block rollover.
+//! - `reader`: [`FileReader`]: block streaming, checksum verification, replica failover.
+//! - [`blocking`]: the same API for synchronous code, with `std::io::{Read, Write, Seek}`.
+//! - `namenode` / `datanode`: the two connections (gRPC to the NameNode, data-transfer TCP).
+//! - [`error`]: [`Error`], rebuilt from NameNode statuses in one place.
+//! - [`types`]: the domain types returned ([`FileStatus`], [`BlockLocation`], [`FsckReport`] ...).
+//! - [`user`]: the caller's identity (local passwd/group databases).
+
+pub mod blocking;
+pub mod client;
+pub mod config;
+mod datanode;
+pub mod error;
+mod namenode;
+mod reader;
+pub mod types;
+pub mod user;
+mod writer;
+
+pub use client::{CreateOptions, DfsClient};
+pub use config::ClientConfig;
+pub use error::{Error, Result};
+pub use reader::FileReader;
+pub use types::*;
+pub use writer::FileWriter;

@@ -1,0 +1,518 @@
+//! Writing a file: bytes are cut into packets of up to 64 KiB (ending on 64 KiB boundaries of the
+//! block, so packets stay chunk-aligned after an unaligned `hflush`), each with its CRC32Cs, and
+//! streamed down a pipeline of DataNodes without waiting for acks; an ack task reads the
+//! pipeline's acks in order. At most `max_packets_in_flight` packets are unacknowledged, and they
+//! are kept until acked so that a broken pipeline can be rebuilt and the packets resent.
+//!
+//! A block ends with an empty `last_packet`; the writer waits for its ack (the replicas are then
+//! finalized on disk) before asking the NameNode for the next block.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use dfs_proto::frame::read_frame;
+use dfs_proto::packet::{write_packet, Packet, PACKET_SIZE};
+use dfs_proto::pb::{self, op_request::Op};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::client::ClientInner;
+use crate::datanode::{self, Conn};
+use crate::error::{Error, Result};
+use crate::namenode::call;
+
+/// A file open for writing. Call [`FileWriter::close`] to complete the file; dropping a writer
+/// without closing it leaves the file under construction until its lease expires.
+pub struct FileWriter {
+    inner: Arc<ClientInner>,
+    path: String,
+    file_id: u64,
+    block_size: u64,
+    /// Bytes not yet sent: always less than one packet, and within the current block.
+    buf: BytesMut,
+    block: Option<BlockStream>,
+    /// The last finished block, reported to the NameNode with the next AddBlock or Complete.
+    previous: Option<pb::ExtendedBlock>,
+    /// File length so far (including buffered bytes).
+    length: u64,
+    state: State,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Open,
+    Closed,
+    Failed(String),
+}
+
+impl FileWriter {
+    pub(crate) async fn new(
+        inner: Arc<ClientInner>,
+        path: String,
+        status: &pb::FileStatus,
+        reopen: Option<pb::LocatedBlock>,
+    ) -> Result<FileWriter> {
+        let mut w = FileWriter {
+            path,
+            file_id: status.inode_id,
+            block_size: status.block_size,
+            buf: BytesMut::with_capacity(PACKET_SIZE),
+            block: None,
+            previous: None,
+            length: status.length,
+            state: State::Open,
+            inner,
+        };
+        w.inner.writer_opened();
+        if let Some(lb) = reopen {
+            // Append to a partial last block: reopen its replicas at their current length.
+            let len = lb.block.as_ref().map_or(0, |b| b.num_bytes);
+            match BlockStream::setup(&w.inner, &lb, pb::Stage::Append, len).await {
+                Ok(s) => w.block = Some(s),
+                Err(e) => {
+                    let reason = format!("could not reopen the last block for append: {}", e.reason);
+                    return Err(w.fail(reason));
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Bytes in the file so far, including those written but not yet flushed.
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Writes all of `data`; returns once it is buffered or sent (not acknowledged).
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        self.check_open()?;
+        while !data.is_empty() {
+            if self.block.is_none() {
+                if let Err(e) = self.open_block().await {
+                    self.fail(e.to_string());
+                    return Err(e);
+                }
+            }
+            let sent = self.block.as_ref().map_or(0, |b| b.sent);
+            let packet_end = ((sent / PACKET_SIZE as u64) + 1) * PACKET_SIZE as u64;
+            let packet_end = packet_end.min(self.block_size);
+            let room = (packet_end - sent) as usize - self.buf.len();
+            let n = room.min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            self.length += n as u64;
+            if n == room {
+                self.send_buf(false).await?;
+                if packet_end == self.block_size {
+                    self.end_block().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far visible to new readers: sent to every DataNode of the
+    /// pipeline and acknowledged (in their memory or page cache, not necessarily on disk).
+    pub async fn hflush(&mut self) -> Result<()> {
+        self.flush_packets(false).await
+    }
+
+    /// Like [`hflush`](Self::hflush), and every DataNode has fsync'ed the data before acking;
+    /// the NameNode records the length, so it survives a NameNode restart too.
+    pub async fn hsync(&mut self) -> Result<()> {
+        self.flush_packets(true).await?;
+        if let Some(b) = &self.block {
+            let req = pb::FsyncRequest {
+                path: self.path.clone(),
+                client_name: self.inner.client_name.clone(),
+                last_block_length: b.sent,
+                file_id: self.file_id,
+            };
+            call!(self.inner.nn, fsync, req)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered bytes, ends the current block, and completes the file at the
+    /// NameNode (which releases the lease). Closing twice is a no-op.
+    pub async fn close(&mut self) -> Result<()> {
+        match &self.state {
+            State::Closed => return Ok(()),
+            State::Failed(why) => return Err(Error::Closed(format!(": an earlier write failed: {why}"))),
+            State::Open => {}
+        }
+        let result = self.finish().await;
+        match &result {
+            Ok(()) => {
+                self.state = State::Closed;
+                self.inner.writer_closed();
+            }
+            Err(e) => {
+                self.fail(e.to_string());
+            }
+        }
+        result
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.block.is_some() {
+            if !self.buf.is_empty() {
+                self.send_buf(false).await?;
+            }
+            self.end_block().await?;
+        }
+        // The DataNodes report finalized replicas to the NameNode asynchronously; until one has,
+        // Complete answers `completed: false`, so retry with backoff (as HDFS's client does).
+        let mut delay = Duration::from_millis(20);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let req = pb::CompleteRequest {
+                path: self.path.clone(),
+                client_name: self.inner.client_name.clone(),
+                last: self.previous.clone(),
+                file_id: self.file_id,
+            };
+            if call!(self.inner.nn, complete, req)?.completed {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Pipeline {
+                    path: self.path.clone(),
+                    reason: "the NameNode did not see the last block's replicas within 60 s".into(),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match &self.state {
+            State::Open => Ok(()),
+            State::Closed => Err(Error::Closed(String::new())),
+            State::Failed(why) => Err(Error::Closed(format!(": an earlier write failed: {why}"))),
+        }
+    }
+
+    /// Marks the writer failed (every later call errors) and returns the error to report.
+    fn fail(&mut self, reason: String) -> Error {
+        if self.state == State::Open {
+            self.inner.writer_closed();
+        }
+        self.state = State::Failed(reason.clone());
+        self.block = None;
+        Error::Pipeline {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    async fn flush_packets(&mut self, sync: bool) -> Result<()> {
+        self.check_open()?;
+        if self.block.is_none() {
+            return Ok(());
+        }
+        if !self.buf.is_empty() || sync {
+            self.send_buf(sync).await?;
+        }
+        let Some(b) = self.block.as_mut() else {
+            return Ok(());
+        };
+        if let Err(reason) = b.wait_all_acked().await {
+            return Err(self.fail(reason));
+        }
+        Ok(())
+    }
+
+    /// Sends the buffer as one packet (possibly empty, for a sync).
+    async fn send_buf(&mut self, sync: bool) -> Result<()> {
+        let Some(b) = self.block.as_mut() else {
+            return Err(Error::Closed(": no block is open".into()));
+        };
+        let data = self.buf.split().freeze();
+        let packet = Packet::new(b.seqno, b.sent, data, self.inner.cfg.bytes_per_checksum, sync);
+        if let Err(reason) = b.send(packet).await {
+            return Err(self.fail(reason));
+        }
+        Ok(())
+    }
+
+    async fn end_block(&mut self) -> Result<()> {
+        let Some(mut b) = self.block.take() else {
+            return Ok(());
+        };
+        match b.finish().await {
+            Ok(block) => {
+                self.previous = Some(block);
+                Ok(())
+            }
+            Err(reason) => Err(self.fail(reason)),
+        }
+    }
+
+    /// Asks the NameNode for the next block and sets up its pipeline; a DataNode that cannot be
+    /// reached is excluded and the block abandoned and re-requested (up to 3 times).
+    async fn open_block(&mut self) -> Result<()> {
+        let mut exclude: Vec<String> = Vec::new();
+        let mut last_error = String::new();
+        for _ in 0..4 {
+            let req = pb::AddBlockRequest {
+                path: self.path.clone(),
+                client_name: self.inner.client_name.clone(),
+                previous: self.previous.clone(),
+                exclude_nodes: exclude.clone(),
+                file_id: self.file_id,
+                client_host: self.inner.client_host.clone(),
+            };
+            let lb = call!(self.inner.nn, add_block, req)?
+                .block
+                .ok_or_else(|| Error::Namenode("AddBlock returned no block".into()))?;
+            match BlockStream::setup(&self.inner, &lb, pb::Stage::Create, 0).await {
+                Ok(s) => {
+                    self.block = Some(s);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(path = %self.path, "pipeline setup failed, excluding {}: {}", e.bad_addr, e.reason);
+                    let abandon = pb::AbandonBlockRequest {
+                        path: self.path.clone(),
+                        client_name: self.inner.client_name.clone(),
+                        block: lb.block.clone(),
+                        file_id: self.file_id,
+                    };
+                    call!(self.inner.nn, abandon_block, abandon)?;
+                    exclude.push(e.bad_uuid);
+                    last_error = e.reason;
+                }
+            }
+        }
+        Err(Error::Pipeline {
+            path: self.path.clone(),
+            reason: format!("no pipeline could be set up: {last_error}"),
+        })
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if self.state == State::Open {
+            self.inner.writer_closed();
+        }
+    }
+}
+
+/// Why a pipeline could not be set up, and which DataNode to blame.
+struct SetupError {
+    reason: String,
+    bad_uuid: String,
+    bad_addr: String,
+}
+
+/// One block's pipeline: the connection to its first DataNode and the ack task.
+struct BlockStream {
+    block: pb::ExtendedBlock,
+    /// Block offset just past the last packet sent.
+    sent: u64,
+    seqno: i64,
+    writer: BufWriter<OwnedWriteHalf>,
+    acks: Arc<Acks>,
+    ack_task: JoinHandle<()>,
+    timeout: Duration,
+    max_in_flight: usize,
+}
+
+/// Shared between the sender and the ack task.
+struct Acks {
+    state: Mutex<AckState>,
+    changed: Notify,
+}
+
+struct AckState {
+    /// Sent, not yet acknowledged: kept for resending after a pipeline rebuild.
+    unacked: VecDeque<Packet>,
+    error: Option<String>,
+}
+
+impl BlockStream {
+    async fn setup(
+        inner: &ClientInner,
+        lb: &pb::LocatedBlock,
+        stage: pb::Stage,
+        min_bytes_rcvd: u64,
+    ) -> std::result::Result<BlockStream, SetupError> {
+        let block = lb.block.clone().unwrap_or_default();
+        let nodes: Vec<pb::DatanodeId> = lb.locations.iter().filter_map(|l| l.id.clone()).collect();
+        let Some(first) = nodes.first() else {
+            return Err(SetupError {
+                reason: "the NameNode gave no DataNode for the block".into(),
+                bad_uuid: String::new(),
+                bad_addr: String::new(),
+            });
+        };
+        let blame = |dn: &pb::DatanodeId, reason: String| SetupError {
+            reason,
+            bad_uuid: dn.uuid.clone(),
+            bad_addr: datanode::addr(dn),
+        };
+        let op = Op::WriteBlock(pb::WriteBlockOp {
+            block: Some(block.clone()),
+            targets: nodes[1..].to_vec(),
+            stage: stage as i32,
+            min_bytes_rcvd,
+            bytes_per_checksum: inner.cfg.bytes_per_checksum,
+            client_name: inner.client_name.clone(),
+        });
+        let (conn, reply) = Conn::open::<pb::WriteBlockResponse>(first, op, inner.cfg.socket_timeout)
+            .await
+            .map_err(|e| blame(first, format!("DataNode {}: {e}", datanode::addr(first))))?;
+        if let Err(reason) = datanode::check(reply.status, &reply.message, first) {
+            let bad = nodes
+                .iter()
+                .find(|n| !reply.first_bad_link.is_empty() && datanode::addr(n) == reply.first_bad_link)
+                .unwrap_or(first);
+            return Err(blame(bad, reason));
+        }
+        let acks = Arc::new(Acks {
+            state: Mutex::new(AckState {
+                unacked: VecDeque::new(),
+                error: None,
+            }),
+            changed: Notify::new(),
+        });
+        let ack_task = tokio::spawn(read_acks(conn.reader, acks.clone(), nodes));
+        Ok(BlockStream {
+            block,
+            sent: min_bytes_rcvd,
+            seqno: 0,
+            writer: conn.writer,
+            acks,
+            ack_task,
+            timeout: inner.cfg.socket_timeout,
+            max_in_flight: inner.cfg.max_packets_in_flight.max(1),
+        })
+    }
+
+    /// Queues and sends one packet, first waiting for room in the window.
+    async fn send(&mut self, packet: Packet) -> std::result::Result<(), String> {
+        let max = self.max_in_flight;
+        self.wait_until(|s| s.unacked.len() < max).await?;
+        self.seqno += 1;
+        self.sent = packet.end_offset();
+        self.acks
+            .state
+            .lock()
+            .expect("ack state poisoned")
+            .unacked
+            .push_back(packet.clone());
+        let io = async {
+            write_packet(&mut self.writer, &packet).await.map_err(datanode::to_io)?;
+            self.writer.flush().await
+        };
+        match tokio::time::timeout(self.timeout, io).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("sending to the pipeline: {e}")),
+            Err(_) => Err(format!("sending to the pipeline stalled for {:?}", self.timeout)),
+        }
+    }
+
+    async fn wait_all_acked(&mut self) -> std::result::Result<(), String> {
+        self.wait_until(|s| s.unacked.is_empty()).await
+    }
+
+    /// Waits until `ready` holds for the ack state, failing on a pipeline error or when no ack
+    /// arrives for `timeout`.
+    async fn wait_until(&self, ready: impl Fn(&AckState) -> bool) -> std::result::Result<(), String> {
+        loop {
+            let notified = self.acks.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.acks.state.lock().expect("ack state poisoned");
+                if let Some(e) = &s.error {
+                    return Err(e.clone());
+                }
+                if ready(&s) {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout(self.timeout, notified).await.is_err() {
+                return Err(format!("no ack from the pipeline for {:?}", self.timeout));
+            }
+        }
+    }
+
+    /// Ends the block: the empty last packet, then every ack. Returns the finished block.
+    async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, String> {
+        let last = Packet::last(self.seqno, self.sent, false);
+        self.send(last).await?;
+        self.wait_all_acked().await?;
+        let mut block = self.block.clone();
+        block.num_bytes = self.sent;
+        Ok(block)
+    }
+}
+
+impl Drop for BlockStream {
+    fn drop(&mut self) {
+        self.ack_task.abort();
+    }
+}
+
+/// Reads acks in order, releasing acknowledged packets; the first failure is recorded for the
+/// sender and ends the task.
+async fn read_acks(mut reader: BufReader<OwnedReadHalf>, acks: Arc<Acks>, nodes: Vec<pb::DatanodeId>) {
+    loop {
+        let result = read_frame::<_, pb::PipelineAck>(&mut reader).await;
+        let mut s = acks.state.lock().expect("ack state poisoned");
+        let outcome = match result {
+            Err(e) => Err(format!("pipeline connection to {} failed: {e}", addr_list(&nodes))),
+            Ok(ack) => match s.unacked.front() {
+                Some(p) if p.header.seqno == ack.seqno => {
+                    match ack.replies.iter().position(|r| *r != pb::Status::Success as i32) {
+                        Some(i) => Err(format!(
+                            "DataNode {} failed packet {}: {} {}",
+                            nodes.get(i).map(datanode::addr).unwrap_or_default(),
+                            ack.seqno,
+                            pb::Status::try_from(ack.replies[i]).map_or("UNKNOWN", |s| s.as_str_name()),
+                            ack.message
+                        )),
+                        None => Ok(p.header.last_packet),
+                    }
+                }
+                _ => Err(format!("unexpected ack for packet {} from the pipeline", ack.seqno)),
+            },
+        };
+        let done = match outcome {
+            Ok(last) => {
+                s.unacked.pop_front();
+                last
+            }
+            Err(e) => {
+                s.error = Some(e);
+                true
+            }
+        };
+        drop(s);
+        acks.changed.notify_waiters();
+        if done {
+            return;
+        }
+    }
+}
+
+fn addr_list(nodes: &[pb::DatanodeId]) -> String {
+    nodes.iter().map(datanode::addr).collect::<Vec<_>>().join(" → ")
+}

@@ -1,0 +1,270 @@
+//! The `dfs` command line: clap definitions, and dispatch to the roles and the shell commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::{roles, shell};
+
+#[derive(Parser, Debug)]
+#[command(name = "dfs", version, about = "dfs: a distributed file system", propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file (keys as in docs/config.md).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Sets a configuration key, e.g. `-D dfs.replication=1` (repeatable).
+    #[arg(short = 'D', global = true, value_name = "KEY=VALUE", action = ArgAction::Append)]
+    pub define: Vec<String>,
+    /// NameNode address for shell commands (default: $DFS_NAMENODE, else dfs.namenode.rpc-address).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub namenode: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs a NameNode.
+    Namenode(roles::NamenodeArgs),
+    /// Runs a DataNode.
+    Datanode(roles::DatanodeArgs),
+    /// Runs a whole local cluster (a NameNode and N DataNodes) in this process.
+    Up(roles::UpArgs),
+    /// Lists a directory (or a file).
+    #[command(disable_help_flag = true)]
+    Ls {
+        #[arg(short = 'R')]
+        recursive: bool,
+        #[arg(short = 'h')]
+        human: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
+        #[arg(default_value = "/")]
+        paths: Vec<String>,
+    },
+    /// Creates directories.
+    Mkdir {
+        /// Create parents as needed, no error if the directory exists.
+        #[arg(short = 'p')]
+        parents: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Copies local files (or `-` for stdin) into dfs.
+    Put {
+        /// Overwrite an existing destination.
+        #[arg(short = 'f')]
+        force: bool,
+        #[arg(required = true, num_args = 2.., value_name = "LOCAL... DEST")]
+        args: Vec<String>,
+    },
+    /// Copies dfs files to the local file system.
+    Get {
+        #[arg(short = 'f')]
+        force: bool,
+        #[arg(required = true, num_args = 2.., value_name = "SRC... LOCALDEST")]
+        args: Vec<String>,
+    },
+    /// Prints files to stdout.
+    Cat {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Prints the first KiB of a file.
+    Head { path: String },
+    /// Prints the last KiB of a file.
+    Tail { path: String },
+    /// Appends local files (or `-` for stdin) to a dfs file, creating it if missing.
+    Append {
+        #[arg(required = true, num_args = 2.., value_name = "LOCAL... DEST")]
+        args: Vec<String>,
+    },
+    /// Deletes files (and with -r, directories).
+    Rm {
+        #[arg(short = 'r', short_alias = 'R')]
+        recursive: bool,
+        /// No error for missing paths.
+        #[arg(short = 'f')]
+        force: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Renames or moves into a directory.
+    Mv {
+        #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
+        args: Vec<String>,
+    },
+    /// Copies within dfs.
+    Cp {
+        #[arg(short = 'f')]
+        force: bool,
+        #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
+        args: Vec<String>,
+    },
+    /// Shows a path's metadata.
+    Stat {
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Shows space used.
+    #[command(disable_help_flag = true)]
+    Du {
+        /// One total per argument.
+        #[arg(short = 's')]
+        summary: bool,
+        #[arg(short = 'h')]
+        human: bool,
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
+        #[arg(default_value = "/")]
+        paths: Vec<String>,
+    },
+    /// Shows the cluster's capacity.
+    #[command(disable_help_flag = true)]
+    Df {
+        #[arg(short = 'h')]
+        human: bool,
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
+    },
+    /// Counts directories, files and bytes: DIR_COUNT FILE_COUNT CONTENT_SIZE PATHNAME.
+    Count {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Creates empty files.
+    Touchz {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Tests a path: exit 0 if true, 1 if false.
+    Test(TestArgs),
+    /// Sets the replication of files (of every file below a directory).
+    Setrep {
+        replication: u32,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Changes permission bits (octal, e.g. 755).
+    Chmod {
+        #[arg(short = 'R')]
+        recursive: bool,
+        mode: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Changes owner and/or group: OWNER, OWNER:GROUP or :GROUP.
+    Chown {
+        #[arg(short = 'R')]
+        recursive: bool,
+        owner: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Prints each file's checksum, computed by the DataNodes.
+    Checksum {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Checks the health of files: every block's replicas.
+    Fsck {
+        #[arg(default_value = "/")]
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cluster administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Measures sequential write or read throughput (in the spirit of TestDFSIO).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct TestArgs {
+    /// The path exists.
+    #[arg(short = 'e', value_name = "PATH")]
+    pub exists: Option<String>,
+    /// The path is a directory.
+    #[arg(short = 'd', value_name = "PATH")]
+    pub dir: Option<String>,
+    /// The path is a file.
+    #[arg(short = 'f', value_name = "PATH")]
+    pub file: Option<String>,
+    /// The path is a file of zero length.
+    #[arg(short = 'z', value_name = "PATH")]
+    pub zero: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Capacity and the state of every DataNode.
+    Report {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Gets, enters or leaves safe mode.
+    Safemode {
+        #[arg(value_parser = ["get", "enter", "leave"])]
+        action: String,
+    },
+    /// Drains a DataNode (HOST:PORT or uuid) before it is taken out of service.
+    Decommission { datanode: String },
+    /// Closes a file left open by a dead writer.
+    RecoverLease { path: String },
+}
+
+/// Parses the command line and runs it; the `dfs` binary is just this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let role = matches!(cli.command, Command::Namenode(_) | Command::Datanode(_) | Command::Up(_));
+    init_logging(role);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dfs: {}", shell::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(role: bool) {
+    let default = if role { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref(), &cli.define)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let namenode = cli
+        .namenode
+        .clone()
+        .or_else(|| std::env::var("DFS_NAMENODE").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| config.text("dfs.namenode.rpc-address"));
+    rt.block_on(async move {
+        match cli.command {
+            Command::Namenode(a) => roles::namenode(&config, a).await.map(|_| ExitCode::SUCCESS),
+            Command::Datanode(a) => roles::datanode(&config, a, &namenode).await.map(|_| ExitCode::SUCCESS),
+            Command::Up(a) => roles::up(&config, a).await.map(|_| ExitCode::SUCCESS),
+            Command::Bench(a) => crate::bench::run(&config, &namenode, a).await.map(|_| ExitCode::SUCCESS),
+            other => shell::run(&config, &namenode, other).await,
+        }
+    })
+}

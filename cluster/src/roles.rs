@@ -1,0 +1,162 @@
+//! The long-running roles: `dfs namenode`, `dfs datanode`, and `dfs up` (a NameNode and N
+//! DataNodes in one process). Each binds its listeners here, prints one line to stdout saying
+//! where it listens (the MiniCluster reads it), and hands the listeners to the library's `run`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+#[derive(Args, Debug)]
+pub struct NamenodeArgs {
+    /// Metadata directory (default: dfs.namenode.name.dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// RPC address (default: dfs.namenode.rpc-address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// HTTP status address (default: dfs.namenode.http-address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_addr: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DatanodeArgs {
+    /// Volume directory (repeatable; default: dfs.datanode.data.dir).
+    #[arg(long)]
+    pub dir: Vec<PathBuf>,
+    /// Data-transfer address (default: dfs.datanode.address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where the cluster keeps its data: DIR/namenode and DIR/datanode-N.
+    #[arg(long, default_value = "./dfs-data")]
+    pub dir: PathBuf,
+    /// How many DataNodes to run.
+    #[arg(long, default_value_t = 3)]
+    pub datanodes: usize,
+}
+
+/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind the {what} address {addr}"))
+}
+
+/// One line on stdout, flushed at once, so a parent process can learn the addresses.
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+pub async fn namenode(config: &Config, args: NamenodeArgs) -> Result<()> {
+    let dir = args.dir.unwrap_or_else(|| config.text("dfs.namenode.name.dir").into());
+    let rpc = bind(&args.addr.unwrap_or_else(|| config.text("dfs.namenode.rpc-address")), "NameNode RPC").await?;
+    let http = bind(
+        &args.http_addr.unwrap_or_else(|| config.text("dfs.namenode.http-address")),
+        "NameNode HTTP",
+    )
+    .await?;
+    announce(&format!("namenode rpc={} http={}", rpc.local_addr()?, http.local_addr()?));
+    dfs_namenode::run(rpc, http, config.namenode(dir), shutdown_signal())
+        .await
+        .context("NameNode failed")
+}
+
+pub async fn datanode(config: &Config, args: DatanodeArgs, namenode: &str) -> Result<()> {
+    let volumes = if args.dir.is_empty() {
+        config
+            .text("dfs.datanode.data.dir")
+            .split(',')
+            .map(|s| PathBuf::from(s.trim()))
+            .collect()
+    } else {
+        args.dir
+    };
+    let xfer = bind(&args.addr.unwrap_or_else(|| config.text("dfs.datanode.address")), "DataNode").await?;
+    announce(&format!("datanode xfer={}", xfer.local_addr()?));
+    dfs_datanode::run(xfer, config.datanode(volumes, namenode), shutdown_signal())
+        .await
+        .context("DataNode failed")
+}
+
+/// A NameNode and `n` DataNodes in this process, stopped together on Ctrl-C or SIGTERM.
+pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
+    if args.datanodes == 0 {
+        bail!("--datanodes must be at least 1");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let rpc = bind(&config.text("dfs.namenode.rpc-address"), "NameNode RPC").await?;
+    let http = bind(&config.text("dfs.namenode.http-address"), "NameNode HTTP").await?;
+    let nn_addr = rpc.local_addr()?.to_string();
+    let http_addr = http.local_addr()?.to_string();
+    let mut tasks = tokio::task::JoinSet::new();
+    let nn_config = config.namenode(args.dir.join("namenode"));
+    let nn_stop = stopped();
+    tasks.spawn(async move { dfs_namenode::run(rpc, http, nn_config, nn_stop).await.context("NameNode failed") });
+    let mut dn_addrs = Vec::new();
+    for i in 0..args.datanodes {
+        let xfer = bind("127.0.0.1:0", "DataNode").await?;
+        dn_addrs.push(xfer.local_addr()?.to_string());
+        let dn_config = config.datanode(vec![args.dir.join(format!("datanode-{}", i + 1))], &nn_addr);
+        let dn_stop = stopped();
+        tasks.spawn(async move { dfs_datanode::run(xfer, dn_config, dn_stop).await.context("DataNode failed") });
+    }
+    announce(&format!(
+        "dfs is up: NameNode rpc={nn_addr} http=http://{http_addr}/status, {} DataNodes at {}, data in {}\n\
+         try: dfs --namenode {nn_addr} ls /      (Ctrl-C stops the cluster)",
+        args.datanodes,
+        dn_addrs.join(" "),
+        args.dir.display()
+    ));
+    let mut failure = None;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        Some(r) = tasks.join_next() => {
+            failure = Some(r.context("a node panicked").and_then(|r| r).err().unwrap_or_else(|| anyhow::anyhow!("a node stopped unexpectedly")));
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r.context("a node panicked").and_then(|r| r) {
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

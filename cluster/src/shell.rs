@@ -1,0 +1,836 @@
+//! The shell commands users know from `hdfs dfs`, over the async client. Errors become one line
+//! on stderr and exit code 1 (see [`describe`]).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use dfs_client::{CreateOptions, DfsClient, FileStatus, FsckReport, SafeModeAction};
+use serde_json::json;
+
+use crate::cli::{AdminCommand, Command, TestArgs};
+use crate::config::Config;
+
+/// Read/copy buffer: big enough to fill several packets per call.
+const COPY_BUF: usize = 1 << 20;
+
+/// One line saying what went wrong: the outermost context and the root cause.
+pub fn describe(e: &anyhow::Error) -> String {
+    let root = e.root_cause().to_string();
+    let top = e.to_string();
+    if top == root {
+        top
+    } else {
+        format!("{top}: {root}")
+    }
+}
+
+pub async fn run(config: &Config, namenode: &str, cmd: Command) -> Result<ExitCode> {
+    let client = DfsClient::connect(config.client(namenode)).await?;
+    let sh = Shell { client };
+    sh.dispatch(cmd).await
+}
+
+struct Shell {
+    client: DfsClient,
+}
+
+/// Drops trailing slashes so `dfs put f /dir/` means `/dir`; everything else is validated by
+/// the client and the NameNode.
+fn norm(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() && p.starts_with('/') {
+        "/".into()
+    } else {
+        t.into()
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn base_name(p: &str) -> Result<String> {
+    Path::new(p)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow!("{p}: has no file name"))
+}
+
+impl Shell {
+    async fn dispatch(&self, cmd: Command) -> Result<ExitCode> {
+        match cmd {
+            Command::Ls {
+                recursive,
+                human,
+                json,
+                paths,
+                ..
+            } => {
+                for p in paths {
+                    self.ls(&norm(&p), recursive, human, json).await?;
+                }
+            }
+            Command::Mkdir { parents, paths } => {
+                for p in paths {
+                    self.client.mkdirs(&norm(&p), parents).await?;
+                }
+            }
+            Command::Put { force, mut args } => {
+                let dest = norm(&args.pop().expect("clap requires 2 args"));
+                self.put(&args, &dest, force).await?;
+            }
+            Command::Get { force, mut args } => {
+                let dest = PathBuf::from(args.pop().expect("clap requires 2 args"));
+                for src in &args {
+                    self.get(&norm(src), &dest, force, args.len() > 1).await?;
+                }
+            }
+            Command::Cat { paths } => {
+                for p in paths {
+                    self.cat(&norm(&p), 0, None).await?;
+                }
+            }
+            Command::Head { path } => self.cat(&norm(&path), 0, Some(1024)).await?,
+            Command::Tail { path } => {
+                let len = self.client.stat(&norm(&path)).await?.length;
+                self.cat(&norm(&path), len.saturating_sub(1024), None).await?;
+            }
+            Command::Append { mut args } => {
+                let dest = norm(&args.pop().expect("clap requires 2 args"));
+                self.append(&args, &dest).await?;
+            }
+            Command::Rm {
+                recursive,
+                force,
+                paths,
+            } => {
+                for p in paths {
+                    self.rm(&norm(&p), recursive, force).await?;
+                }
+            }
+            Command::Mv { mut args } => {
+                let dest = norm(&args.pop().expect("clap requires 2 args"));
+                let into = self.target_dir(&dest, args.len()).await?;
+                for src in &args {
+                    let src = norm(src);
+                    let to = match &into {
+                        Some(d) => join(d, &base_name(&src)?),
+                        None => dest.clone(),
+                    };
+                    self.client.rename(&src, &to, false).await?;
+                }
+            }
+            Command::Cp { force, mut args } => {
+                let dest = norm(&args.pop().expect("clap requires 2 args"));
+                let into = self.target_dir(&dest, args.len()).await?;
+                for src in &args {
+                    let src = norm(src);
+                    let to = match &into {
+                        Some(d) => join(d, &base_name(&src)?),
+                        None => dest.clone(),
+                    };
+                    self.copy_tree(&src, &to, force).await?;
+                }
+            }
+            Command::Stat { json, paths } => {
+                for p in paths {
+                    let p = norm(&p);
+                    let st = self.client.stat(&p).await?;
+                    if json {
+                        println!("{}", status_json(&p, &st));
+                    } else {
+                        print_stat(&p, &st);
+                    }
+                }
+            }
+            Command::Du {
+                summary,
+                human,
+                paths,
+                ..
+            } => {
+                for p in paths {
+                    self.du(&norm(&p), summary, human).await?;
+                }
+            }
+            Command::Df { human, .. } => {
+                let s = self.client.stats().await?;
+                let pct = if s.capacity == 0 {
+                    0.0
+                } else {
+                    s.used as f64 * 100.0 / s.capacity as f64
+                };
+                println!("{:<24} {:>14} {:>14} {:>14} {:>5}", "Filesystem", "Size", "Used", "Available", "Use%");
+                println!(
+                    "{:<24} {:>14} {:>14} {:>14} {:>4.0}%",
+                    format!("dfs://{}", self.client.config().namenode),
+                    size(s.capacity, human),
+                    size(s.used, human),
+                    size(s.remaining, human),
+                    pct
+                );
+            }
+            Command::Count { paths } => {
+                for p in paths {
+                    let p = norm(&p);
+                    let c = self.client.content_summary(&p).await?;
+                    println!("{:>12} {:>12} {:>18} {p}", c.directory_count, c.file_count, c.length);
+                }
+            }
+            Command::Touchz { paths } => {
+                for p in paths {
+                    let p = norm(&p);
+                    match self.client.try_stat(&p).await? {
+                        Some(st) if st.is_dir() => bail!("{p}: is a directory"),
+                        Some(st) if st.length > 0 => bail!("{p}: not a zero-length file"),
+                        Some(_) => {
+                            let now = now_ms();
+                            self.client.set_times(&p, Some(now), Some(now)).await?;
+                        }
+                        None => self.client.create(&p, CreateOptions::default()).await?.close().await?,
+                    }
+                }
+            }
+            Command::Test(t) => return self.test(t).await,
+            Command::Setrep { replication, paths } => {
+                for p in paths {
+                    for f in self.files_below(&norm(&p)).await? {
+                        self.client.set_replication(&f, replication).await?;
+                        println!("Replication {replication} set: {f}");
+                    }
+                }
+            }
+            Command::Chmod {
+                recursive,
+                mode,
+                paths,
+            } => {
+                let bits = u32::from_str_radix(&mode, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| anyhow!("chmod: {mode:?} is not an octal mode such as 755"))?;
+                for p in paths {
+                    for f in self.maybe_recursive(&norm(&p), recursive).await? {
+                        self.client.set_permission(&f, bits).await?;
+                    }
+                }
+            }
+            Command::Chown {
+                recursive,
+                owner,
+                paths,
+            } => {
+                let (o, g) = match owner.split_once(':') {
+                    Some((o, g)) => (o, g),
+                    None => (owner.as_str(), ""),
+                };
+                let (o, g) = ((!o.is_empty()).then_some(o), (!g.is_empty()).then_some(g));
+                if o.is_none() && g.is_none() {
+                    bail!("chown: give OWNER, OWNER:GROUP or :GROUP");
+                }
+                for p in paths {
+                    for f in self.maybe_recursive(&norm(&p), recursive).await? {
+                        self.client.set_owner(&f, o, g).await?;
+                    }
+                }
+            }
+            Command::Checksum { paths } => {
+                for p in paths {
+                    let p = norm(&p);
+                    let c = self.client.file_checksum(&p).await?;
+                    println!("{p}\t{c}");
+                }
+            }
+            Command::Fsck { path, json } => return self.fsck(&norm(&path), json).await,
+            Command::Admin(a) => self.admin(a).await?,
+            Command::Namenode(_) | Command::Datanode(_) | Command::Up(_) | Command::Bench(_) => {
+                unreachable!("roles are dispatched in cli::run")
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// With several sources the destination must be a directory; with one, a directory
+    /// destination means "into it".
+    async fn target_dir(&self, dest: &str, sources: usize) -> Result<Option<String>> {
+        match self.client.try_stat(dest).await? {
+            Some(st) if st.is_dir() => Ok(Some(dest.to_string())),
+            _ if sources > 1 => bail!("{dest}: is not a directory (needed for several sources)"),
+            _ => Ok(None),
+        }
+    }
+
+    async fn ls(&self, path: &str, recursive: bool, human: bool, json: bool) -> Result<()> {
+        let st = self.client.stat(path).await?;
+        let mut rows: Vec<(String, FileStatus)> = Vec::new();
+        if st.is_dir() {
+            self.collect(path, recursive, &mut rows).await?;
+            if !json && !recursive {
+                println!("Found {} items", rows.len());
+            }
+        } else {
+            rows.push((path.to_string(), st));
+        }
+        if json {
+            let v: Vec<_> = rows.iter().map(|(p, s)| status_json(p, s)).collect();
+            println!("{}", serde_json::Value::Array(v));
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        for (p, s) in rows {
+            let line = format!(
+                "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
+                if s.is_dir() { 'd' } else { '-' },
+                mode_string(s.permission),
+                if s.is_dir() { "-".to_string() } else { s.replication.to_string() },
+                s.owner,
+                s.group,
+                size(s.length, human),
+                date(s.mtime_ms),
+            );
+            if writeln!(out, "{line}").is_err() {
+                break; // stdout closed (e.g. piped into head)
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries of `dir` (and below, when recursive), depth first, with full paths.
+    async fn collect(&self, dir: &str, recursive: bool, out: &mut Vec<(String, FileStatus)>) -> Result<()> {
+        let mut stack = vec![dir.to_string()];
+        while let Some(d) = stack.pop() {
+            let mut after = String::new();
+            loop {
+                let page = self.client.list_page(&d, &after, 0).await?;
+                let mut subdirs = Vec::new();
+                for e in page.entries {
+                    let p = join(&d, &e.name);
+                    after = e.name.clone();
+                    if recursive && e.is_dir() {
+                        subdirs.push(p.clone());
+                    }
+                    out.push((p, e));
+                }
+                stack.extend(subdirs.into_iter().rev());
+                if page.remaining == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every file at or below `path`.
+    async fn files_below(&self, path: &str) -> Result<Vec<String>> {
+        let st = self.client.stat(path).await?;
+        if !st.is_dir() {
+            return Ok(vec![path.to_string()]);
+        }
+        let mut rows = Vec::new();
+        self.collect(path, true, &mut rows).await?;
+        Ok(rows.into_iter().filter(|(_, s)| s.is_file()).map(|(p, _)| p).collect())
+    }
+
+    async fn maybe_recursive(&self, path: &str, recursive: bool) -> Result<Vec<String>> {
+        let mut all = vec![path.to_string()];
+        if recursive && self.client.stat(path).await?.is_dir() {
+            let mut rows = Vec::new();
+            self.collect(path, true, &mut rows).await?;
+            all.extend(rows.into_iter().map(|(p, _)| p));
+        }
+        Ok(all)
+    }
+
+    async fn put(&self, sources: &[String], dest: &str, force: bool) -> Result<()> {
+        let into = self.target_dir(dest, sources.len()).await?;
+        for src in sources {
+            let to = match (&into, src.as_str()) {
+                (Some(d), "-") => bail!("put: reading stdin needs a file destination, {d} is a directory"),
+                (Some(d), s) => join(d, &base_name(s)?),
+                (None, _) => dest.to_string(),
+            };
+            if src == "-" {
+                self.upload(&mut std::io::stdin().lock(), &to, force).await?;
+            } else {
+                self.put_path(Path::new(src), &to, force).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_path(&self, local: &Path, to: &str, force: bool) -> Result<()> {
+        let meta = std::fs::metadata(local).with_context(|| format!("{}", local.display()))?;
+        if meta.is_dir() {
+            self.client.mkdirs(to, true).await?;
+            let mut entries: Vec<_> = std::fs::read_dir(local)
+                .with_context(|| format!("{}", local.display()))?
+                .collect::<std::io::Result<_>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let name = e.file_name().to_string_lossy().into_owned();
+                Box::pin(self.put_path(&e.path(), &join(to, &name), force)).await?;
+            }
+            return Ok(());
+        }
+        let mut f = std::fs::File::open(local).with_context(|| format!("{}", local.display()))?;
+        self.upload(&mut f, to, force).await
+    }
+
+    /// Streams `input` into `to` through a temporary `to._COPYING_`, renamed into place at the
+    /// end (as HDFS does), so a failed copy never leaves a truncated file under the real name.
+    async fn upload(&self, input: &mut dyn Read, to: &str, force: bool) -> Result<()> {
+        if !force && self.client.exists(to).await? {
+            bail!("{to}: file exists (use -f to overwrite)");
+        }
+        let tmp = format!("{to}._COPYING_");
+        let opts = CreateOptions {
+            overwrite: true,
+            ..Default::default()
+        };
+        let mut w = self.client.create(&tmp, opts).await?;
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = input.read(&mut buf).context("read local input")?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n]).await?;
+        }
+        w.close().await?;
+        self.client.rename(&tmp, to, force).await?;
+        Ok(())
+    }
+
+    async fn get(&self, src: &str, dest: &Path, force: bool, many: bool) -> Result<()> {
+        let st = self.client.stat(src).await?;
+        let target = if dest.is_dir() {
+            dest.join(base_name(src)?)
+        } else if many {
+            bail!("{}: is not a directory (needed for several sources)", dest.display());
+        } else {
+            dest.to_path_buf()
+        };
+        self.download_tree(src, &st, &target, force).await
+    }
+
+    async fn download_tree(&self, src: &str, st: &FileStatus, to: &Path, force: bool) -> Result<()> {
+        if st.is_dir() {
+            std::fs::create_dir_all(to).with_context(|| format!("{}", to.display()))?;
+            for e in self.client.list(src).await? {
+                Box::pin(self.download_tree(&join(src, &e.name), &e, &to.join(&e.name), force)).await?;
+            }
+            return Ok(());
+        }
+        if !force && to.exists() {
+            bail!("{}: file exists (use -f to overwrite)", to.display());
+        }
+        let mut f = std::fs::File::create(to).with_context(|| format!("{}", to.display()))?;
+        self.copy_out(src, 0, None, &mut f).await?;
+        f.sync_all().with_context(|| format!("{}", to.display()))?;
+        Ok(())
+    }
+
+    async fn cat(&self, path: &str, from: u64, limit: Option<u64>) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        match self.copy_out(path, from, limit, &mut out).await {
+            Err(e) if e.downcast_ref::<std::io::Error>().map(|e| e.kind()) == Some(std::io::ErrorKind::BrokenPipe) => Ok(()),
+            r => r,
+        }
+    }
+
+    async fn copy_out(&self, path: &str, from: u64, limit: Option<u64>, out: &mut dyn Write) -> Result<()> {
+        let mut r = self.client.open(path).await?;
+        r.seek(from);
+        let mut left = limit.unwrap_or(u64::MAX);
+        let mut buf = vec![0u8; COPY_BUF];
+        while left > 0 {
+            let want = (buf.len() as u64).min(left) as usize;
+            let n = r.read(&mut buf[..want]).await?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    async fn append(&self, sources: &[String], dest: &str) -> Result<()> {
+        let mut w = match self.client.append(dest).await {
+            Err(dfs_client::Error::NotFound(_)) => self.client.create(dest, CreateOptions::default()).await?,
+            r => r?,
+        };
+        let mut buf = vec![0u8; COPY_BUF];
+        for src in sources {
+            let mut input: Box<dyn Read> = if src == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(std::fs::File::open(src).with_context(|| src.clone())?)
+            };
+            loop {
+                let n = input.read(&mut buf).with_context(|| format!("read {src}"))?;
+                if n == 0 {
+                    break;
+                }
+                w.write(&buf[..n]).await?;
+            }
+        }
+        w.close().await?;
+        Ok(())
+    }
+
+    async fn rm(&self, path: &str, recursive: bool, force: bool) -> Result<()> {
+        match self.client.try_stat(path).await? {
+            None if force => Ok(()),
+            None => bail!("{path}: no such file or directory"),
+            Some(st) if st.is_dir() && !recursive => bail!("{path}: is a directory (use -r)"),
+            Some(_) => {
+                self.client.delete(path, recursive).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn copy_tree(&self, src: &str, to: &str, force: bool) -> Result<()> {
+        let st = self.client.stat(src).await?;
+        if st.is_dir() {
+            if to == src || to.starts_with(&format!("{src}/")) {
+                bail!("cp: cannot copy {src} into itself ({to})");
+            }
+            self.client.mkdirs(to, true).await?;
+            for e in self.client.list(src).await? {
+                Box::pin(self.copy_tree(&join(src, &e.name), &join(to, &e.name), force)).await?;
+            }
+            return Ok(());
+        }
+        if !force && self.client.exists(to).await? {
+            bail!("{to}: file exists (use -f to overwrite)");
+        }
+        let opts = CreateOptions {
+            overwrite: force,
+            replication: st.replication,
+            block_size: st.block_size,
+            ..Default::default()
+        };
+        let mut r = self.client.open(src).await?;
+        let mut w = self.client.create(to, opts).await?;
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n]).await?;
+        }
+        w.close().await?;
+        Ok(())
+    }
+
+    async fn du(&self, path: &str, summary: bool, human: bool) -> Result<()> {
+        let st = self.client.stat(path).await?;
+        let entries: Vec<(String, FileStatus)> = if summary || !st.is_dir() {
+            vec![(path.to_string(), st)]
+        } else {
+            self.client
+                .list(path)
+                .await?
+                .into_iter()
+                .map(|e| (join(path, &e.name), e))
+                .collect()
+        };
+        for (p, _) in entries {
+            let c = self.client.content_summary(&p).await?;
+            println!("{:<12} {:<12} {p}", size(c.length, human), size(c.space_consumed, human));
+        }
+        Ok(())
+    }
+
+    async fn test(&self, t: TestArgs) -> Result<ExitCode> {
+        let (path, check): (String, fn(&FileStatus) -> bool) = if let Some(p) = t.exists {
+            (p, |_| true)
+        } else if let Some(p) = t.dir {
+            (p, |s| s.is_dir())
+        } else if let Some(p) = t.file {
+            (p, |s| s.is_file())
+        } else if let Some(p) = t.zero {
+            (p, |s| s.is_file() && s.length == 0)
+        } else {
+            bail!("test: give one of -e, -d, -f, -z");
+        };
+        let ok = self.client.try_stat(&norm(&path)).await?.is_some_and(|s| check(&s));
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    async fn fsck(&self, path: &str, json: bool) -> Result<ExitCode> {
+        let r = self.client.fsck(path).await?;
+        if json {
+            println!("{}", fsck_json(path, &r));
+        } else {
+            print_fsck(path, &r);
+        }
+        Ok(if r.is_healthy() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    async fn admin(&self, cmd: AdminCommand) -> Result<()> {
+        match cmd {
+            AdminCommand::Report { json } => {
+                let s = self.client.stats().await?;
+                let dns = self.client.datanode_report().await?;
+                if json {
+                    let v = json!({
+                        "capacity": s.capacity, "used": s.used, "remaining": s.remaining,
+                        "live_datanodes": s.live_datanodes, "dead_datanodes": s.dead_datanodes,
+                        "under_replicated_blocks": s.under_replicated, "corrupt_blocks": s.corrupt_blocks,
+                        "missing_blocks": s.missing_blocks, "pending_replications": s.pending_replications,
+                        "files": s.files, "directories": s.directories, "blocks": s.blocks, "safe_mode": s.safe_mode,
+                        "datanodes": dns.iter().map(|d| json!({
+                            "uuid": d.uuid, "addr": d.addr, "alive": d.alive, "admin_state": d.admin_state,
+                            "capacity": d.capacity, "used": d.used, "remaining": d.remaining, "blocks": d.blocks,
+                            "last_heartbeat_ms_ago": d.last_heartbeat_ms_ago, "failed_volumes": d.failed_volumes,
+                        })).collect::<Vec<_>>(),
+                    });
+                    println!("{v}");
+                    return Ok(());
+                }
+                println!("Configured Capacity: {} ({})", s.capacity, size(s.capacity, true));
+                println!("DFS Used: {} ({})", s.used, size(s.used, true));
+                println!("DFS Remaining: {} ({})", s.remaining, size(s.remaining, true));
+                println!("Files: {}  Directories: {}  Blocks: {}", s.files, s.directories, s.blocks);
+                println!("Under replicated blocks: {}", s.under_replicated);
+                println!("Blocks with corrupt replicas: {}", s.corrupt_blocks);
+                println!("Missing blocks: {}", s.missing_blocks);
+                println!("Pending replications: {}", s.pending_replications);
+                println!("Safe mode: {}", if s.safe_mode { "ON" } else { "off" });
+                println!();
+                println!("Live datanodes ({}), dead datanodes ({}):", s.live_datanodes, s.dead_datanodes);
+                for d in dns {
+                    println!();
+                    println!("Name: {} ({})", d.addr, d.uuid);
+                    println!("State: {}, {}", if d.alive { "live" } else { "DEAD" }, d.admin_state);
+                    println!("Capacity: {}  Used: {}  Remaining: {}", size(d.capacity, true), size(d.used, true), size(d.remaining, true));
+                    println!("Blocks: {}  Failed volumes: {}  Last contact: {} ms ago", d.blocks, d.failed_volumes, d.last_heartbeat_ms_ago);
+                }
+            }
+            AdminCommand::Safemode { action } => {
+                let a = match action.as_str() {
+                    "enter" => SafeModeAction::Enter,
+                    "leave" => SafeModeAction::Leave,
+                    _ => SafeModeAction::Get,
+                };
+                let (on, status) = self.client.safe_mode(a).await?;
+                println!("Safe mode is {}{}", if on { "ON" } else { "OFF" }, if status.is_empty() { String::new() } else { format!(": {status}") });
+            }
+            AdminCommand::Decommission { datanode } => {
+                self.client.decommission(&datanode).await?;
+                println!("Decommissioning {datanode}: see `dfs admin report` for progress");
+            }
+            AdminCommand::RecoverLease { path } => {
+                let closed = self.client.recover_lease(&norm(&path)).await?;
+                println!("{}", if closed { "recover lease: file is closed" } else { "recover lease: recovery started, the file will be closed shortly" });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `rwxr-xr-x` (with `t` for the sticky bit).
+fn mode_string(p: u32) -> String {
+    let mut s = String::with_capacity(9);
+    for shift in [6, 3, 0] {
+        let b = (p >> shift) & 7;
+        s.push(if b & 4 != 0 { 'r' } else { '-' });
+        s.push(if b & 2 != 0 { 'w' } else { '-' });
+        s.push(if b & 1 != 0 { 'x' } else { '-' });
+    }
+    if p & 0o1000 != 0 {
+        s.pop();
+        s.push(if p & 1 != 0 { 't' } else { 'T' });
+    }
+    s
+}
+
+/// Bytes, or with `human` one decimal and a binary unit as `hdfs dfs -h` prints.
+pub fn size(n: u64, human: bool) -> String {
+    if !human || n < 1024 {
+        return n.to_string();
+    }
+    let units = ["K", "M", "G", "T", "P", "E"];
+    let mut v = n as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+fn date(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
+
+fn status_json(path: &str, s: &FileStatus) -> serde_json::Value {
+    json!({
+        "path": path,
+        "type": if s.is_dir() { "directory" } else { "file" },
+        "length": s.length,
+        "replication": s.replication,
+        "block_size": s.block_size,
+        "permission": format!("{:o}", s.permission),
+        "owner": s.owner,
+        "group": s.group,
+        "mtime_ms": s.mtime_ms,
+        "atime_ms": s.atime_ms,
+        "inode_id": s.inode_id,
+        "children": s.children,
+        "under_construction": s.under_construction,
+    })
+}
+
+fn print_stat(path: &str, s: &FileStatus) {
+    println!("  Path: {path}");
+    println!("  Type: {}", if s.is_dir() { "directory" } else { "regular file" });
+    println!("  Size: {}  Replication: {}  Block size: {}", s.length, s.replication, s.block_size);
+    println!("Access: ({:04o}/{}{})  Owner: {}  Group: {}", s.permission, if s.is_dir() { 'd' } else { '-' }, mode_string(s.permission), s.owner, s.group);
+    println!("Modify: {} UTC  Access: {} UTC", date(s.mtime_ms), date(s.atime_ms));
+    println!(" Inode: {}{}", s.inode_id, if s.under_construction { "  (being written)" } else { "" });
+}
+
+fn fsck_json(path: &str, r: &FsckReport) -> serde_json::Value {
+    json!({
+        "path": path,
+        "status": if r.is_healthy() { "HEALTHY" } else { "CORRUPT" },
+        "files": r.files.len(),
+        "directories": r.directories,
+        "total_blocks": r.total_blocks(),
+        "missing_blocks": r.missing_blocks(),
+        "corrupt_blocks": r.corrupt_blocks(),
+        "under_replicated_blocks": r.under_replicated_blocks(),
+        "details": r.files.iter().map(|f| json!({
+            "path": f.path, "length": f.length, "replication": f.replication,
+            "under_construction": f.under_construction,
+            "blocks": f.blocks.iter().map(|b| json!({
+                "block_id": b.block_id, "generation_stamp": b.generation_stamp, "length": b.length,
+                "expected_replication": b.expected_replication, "live_replicas": b.good_replicas(),
+                "replicas": b.replicas.iter().map(|x| json!({
+                    "datanode": x.datanode, "alive": x.alive, "corrupt": x.corrupt, "decommissioning": x.decommissioning,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_fsck(path: &str, r: &FsckReport) {
+    println!("fsck of {path}");
+    for f in &r.files {
+        let mut problems = Vec::new();
+        for b in &f.blocks {
+            let state = if b.is_missing() {
+                "MISSING"
+            } else if b.is_corrupt() {
+                "CORRUPT"
+            } else if b.is_under_replicated() {
+                "UNDER-REPLICATED"
+            } else {
+                "ok"
+            };
+            let replicas: Vec<String> = b
+                .replicas
+                .iter()
+                .map(|x| {
+                    let mut tag = x.datanode.clone();
+                    if !x.alive {
+                        tag.push_str("(dead)");
+                    }
+                    if x.corrupt {
+                        tag.push_str("(corrupt)");
+                    }
+                    if x.decommissioning {
+                        tag.push_str("(decommissioning)");
+                    }
+                    tag
+                })
+                .collect();
+            problems.push(format!(
+                "  blk_{}_{} len={} live={}/{} {state} [{}]",
+                b.block_id,
+                b.generation_stamp,
+                b.length,
+                b.good_replicas(),
+                b.expected_replication,
+                replicas.join(", ")
+            ));
+        }
+        println!(
+            "{} {} bytes, replication {}, {} block(s){}",
+            f.path,
+            f.length,
+            f.replication,
+            f.blocks.len(),
+            if f.under_construction { " (open for write)" } else { "" }
+        );
+        for p in problems {
+            println!("{p}");
+        }
+    }
+    println!();
+    println!("Total files:\t{}", r.files.len());
+    println!("Total dirs:\t{}", r.directories);
+    println!("Total blocks:\t{}", r.total_blocks());
+    println!("Under-replicated blocks:\t{}", r.under_replicated_blocks());
+    println!("Corrupt blocks:\t{}", r.corrupt_blocks());
+    println!("Missing blocks:\t{}", r.missing_blocks());
+    println!();
+    println!(
+        "The filesystem under path '{path}' is {}",
+        if r.is_healthy() { "HEALTHY" } else { "CORRUPT" }
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting() {
+        assert_eq!(mode_string(0o755), "rwxr-xr-x");
+        assert_eq!(mode_string(0o1777), "rwxrwxrwt");
+        assert_eq!(size(1536, true), "1.5 K");
+        assert_eq!(size(1536, false), "1536");
+        assert_eq!(date(0), "1970-01-01 00:00");
+        assert_eq!(date(1_763_731_200_000), "2025-11-21 13:20");
+        assert_eq!(norm("/a/b/"), "/a/b");
+        assert_eq!(norm("/"), "/");
+        assert_eq!(join("/", "x"), "/x");
+    }
+}
