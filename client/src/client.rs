@@ -88,6 +88,22 @@ impl DfsClient {
         Ok(DfsClient { inner })
     }
 
+    /// This client acting as `user` (sharing its NameNode connection and lease name), as a
+    /// FUSE mount does for each calling uid so that the NameNode checks that user's permissions.
+    /// Must be called within the client's tokio runtime.
+    pub fn with_user(&self, user: UserInfo) -> DfsClient {
+        let inner = Arc::new(ClientInner {
+            nn: self.inner.nn.with_user(&user),
+            cfg: self.inner.cfg.clone(),
+            user,
+            client_name: self.inner.client_name.clone(),
+            client_host: self.inner.client_host.clone(),
+            open_writers: AtomicUsize::new(0),
+        });
+        tokio::spawn(renew_leases(Arc::downgrade(&inner)));
+        DfsClient { inner }
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
     }

@@ -43,7 +43,6 @@ impl Namenode {
                 })
             }
         };
-        let ascii = |s: &str| MetadataValue::try_from(s).unwrap_or_else(|_| MetadataValue::from_static("nobody"));
         Ok(Namenode {
             rpc: ClientProtocolClient::new(channel)
                 .max_decoding_message_size(MAX_REPLY)
@@ -54,6 +53,15 @@ impl Namenode {
         })
     }
 
+    /// The same connection, acting as another user.
+    pub(crate) fn with_user(&self, user: &UserInfo) -> Namenode {
+        Namenode {
+            user: ascii(&user.name),
+            groups: ascii(&user.groups.join(",")),
+            ..self.clone()
+        }
+    }
+
     /// Wraps a message with the caller's identity.
     pub(crate) fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
@@ -61,6 +69,11 @@ impl Namenode {
         r.metadata_mut().insert(GROUPS_KEY, self.groups.clone());
         r
     }
+}
+
+/// Metadata values must be visible ASCII; a name that is not is sent as "nobody".
+fn ascii(s: &str) -> MetadataValue<tonic::metadata::Ascii> {
+    MetadataValue::try_from(s).unwrap_or_else(|_| MetadataValue::from_static("nobody"))
 }
 
 fn innermost(e: &(dyn std::error::Error + 'static)) -> String {

@@ -33,6 +33,8 @@ pub enum Command {
     Datanode(roles::DatanodeArgs),
     /// Runs a whole local cluster (a NameNode and N DataNodes) in this process.
     Up(roles::UpArgs),
+    /// Mounts the cluster as a POSIX file system (FUSE).
+    Mount(roles::MountArgs),
     /// Lists a directory (or a file).
     #[command(disable_help_flag = true)]
     Ls {
@@ -225,7 +227,10 @@ pub enum AdminCommand {
 /// Parses the command line and runs it; the `dfs` binary is just this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let role = matches!(cli.command, Command::Namenode(_) | Command::Datanode(_) | Command::Up(_));
+    let role = matches!(
+        cli.command,
+        Command::Namenode(_) | Command::Datanode(_) | Command::Up(_) | Command::Mount(_)
+    );
     init_logging(role);
     match run(cli) {
         Ok(code) => code,
@@ -263,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Namenode(a) => roles::namenode(&config, a).await.map(|_| ExitCode::SUCCESS),
             Command::Datanode(a) => roles::datanode(&config, a, &namenode).await.map(|_| ExitCode::SUCCESS),
             Command::Up(a) => roles::up(&config, a).await.map(|_| ExitCode::SUCCESS),
+            Command::Mount(a) => roles::mount(&config, a, &namenode).await.map(|_| ExitCode::SUCCESS),
             Command::Bench(a) => crate::bench::run(&config, &namenode, a).await.map(|_| ExitCode::SUCCESS),
             other => shell::run(&config, &namenode, other).await,
         }

@@ -73,6 +73,10 @@ keys! {
     "dfs.block.scanner.volume.bytes.per.second" Size "8M" "Block scanner read rate per DataNode.";
     "dfs.datanode.du.reserved" Size "0" "Bytes per volume kept free for non-dfs use.";
     "dfs.datanode.max.transfer.threads" Int "4096" "Concurrent data-transfer connections per DataNode.";
+    "dfs.fuse.attr-timeout" Duration "1s" "How long the kernel caches a mounted file's attributes.";
+    "dfs.fuse.entry-timeout" Duration "1s" "How long the kernel caches a mounted directory entry.";
+    "dfs.fuse.threads" Int "4" "Threads serving a mount's kernel requests.";
+    "dfs.fuse.read-ahead" Size "1M" "Read-ahead set on a mount after mounting (the kernel's default is 128K).";
 }
 
 /// A validated set of values: every key has one (its default unless set).
@@ -193,6 +197,15 @@ impl Config {
             supergroup: self.text("dfs.permissions.superusergroup"),
             safemode_threshold: self.float("dfs.namenode.safemode.threshold-pct"),
             safemode_extension: self.duration("dfs.namenode.safemode.extension"),
+        }
+    }
+
+    pub fn fuse(&self) -> dfs_fuse::MountOptions {
+        dfs_fuse::MountOptions {
+            attr_timeout: self.duration("dfs.fuse.attr-timeout"),
+            entry_timeout: self.duration("dfs.fuse.entry-timeout"),
+            threads: self.int("dfs.fuse.threads").max(1) as usize,
+            read_ahead_kb: (self.size("dfs.fuse.read-ahead") / 1024) as u32,
         }
     }
 

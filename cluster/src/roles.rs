@@ -43,6 +43,19 @@ pub struct UpArgs {
     /// How many DataNodes to run.
     #[arg(long, default_value_t = 3)]
     pub datanodes: usize,
+    /// Also mount the cluster here (created if missing), unmounted when the cluster stops.
+    #[arg(long, value_name = "DIR")]
+    pub mount: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Where to mount (created if missing).
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground (default: detach once mounted, logging to
+    /// $TMPDIR/dfs-mount-<pid>.log).
+    #[arg(long)]
+    pub foreground: bool,
 }
 
 /// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
@@ -61,6 +74,18 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+/// A client of the NameNode this process just started, retrying while it loads its state.
+async fn connect_when_ready(config: &Config, addr: &str) -> Result<dfs_client::DfsClient> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match dfs_client::DfsClient::connect(config.client(addr)).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
@@ -107,6 +132,72 @@ pub async fn datanode(config: &Config, args: DatanodeArgs, namenode: &str) -> Re
         .context("DataNode failed")
 }
 
+/// `dfs mount`: mounts, then serves until SIGINT/SIGTERM (unmounting) or an external unmount.
+pub async fn mount(config: &Config, args: MountArgs, namenode: &str) -> Result<()> {
+    if !args.foreground {
+        return detach(&args.mountpoint);
+    }
+    let client = dfs_client::DfsClient::connect(config.client(namenode)).await?;
+    let m = mount_at(config, client, &args.mountpoint).await?;
+    announce(&format!("dfs mounted at {} (NameNode {namenode})", args.mountpoint.display()));
+    serve_mount(m, shutdown_signal()).await
+}
+
+/// Mounts `client`'s cluster at `dir` (created if missing).
+async fn mount_at(config: &Config, client: dfs_client::DfsClient, dir: &std::path::Path) -> Result<dfs_fuse::Mount> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create mountpoint {}", dir.display()))?;
+    let (dir, opts) = (dir.to_path_buf(), config.fuse());
+    let rt = tokio::runtime::Handle::current();
+    Ok(tokio::task::spawn_blocking(move || dfs_fuse::mount(client, rt, &dir, opts)).await??)
+}
+
+/// Serves until `stop` resolves (then unmounts) or the mount disappears from outside.
+async fn serve_mount(m: dfs_fuse::Mount, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                if !m.is_mounted() {
+                    tracing::info!("{} was unmounted", m.path().display());
+                    return Ok(());
+                }
+            }
+        }
+    }
+    tokio::task::spawn_blocking(move || m.unmount()).await??;
+    Ok(())
+}
+
+/// Runs `dfs ... mount --foreground` as a detached child and returns once it has mounted, or
+/// with the child's own error when it could not.
+fn detach(mountpoint: &std::path::Path) -> Result<()> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let log = std::env::temp_dir().join(format!("dfs-mount-{}.log", std::process::id()));
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    args.push("--foreground".into());
+    let mut child = std::process::Command::new(std::env::current_exe().context("find the dfs binary")?)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?)
+        .process_group(0)
+        .spawn()
+        .context("start the mount process")?;
+    let out = child.stdout.take().context("mount process stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    if line.contains("mounted at") {
+        println!("{} (pid {}, log {})", line.trim_end(), child.id(), log.display());
+        return Ok(());
+    }
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let reason = text.lines().rev().find(|l| l.starts_with("dfs: ")).map(|l| l.trim_start_matches("dfs: ").to_string());
+    bail!("{}", reason.unwrap_or_else(|| format!("could not mount {} (see {})", mountpoint.display(), log.display())))
+}
+
 /// A NameNode and `n` DataNodes in this process, stopped together on Ctrl-C or SIGTERM.
 pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
     if args.datanodes == 0 {
@@ -135,19 +226,36 @@ pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
         let dn_stop = stopped();
         tasks.spawn(async move { dfs_datanode::run(xfer, dn_config, dn_stop).await.context("DataNode failed") });
     }
+    let mounted = match &args.mount {
+        Some(dir) => {
+            let client = connect_when_ready(config, &nn_addr).await?;
+            Some(mount_at(config, client, dir).await?)
+        }
+        None => None,
+    };
     announce(&format!(
-        "dfs is up: NameNode rpc={nn_addr} http=http://{http_addr}/status, {} DataNodes at {}, data in {}\n\
+        "dfs is up: NameNode rpc={nn_addr} http=http://{http_addr}/status, {} DataNodes at {}, data in {}{}\n\
          try: dfs --namenode {nn_addr} ls /      (Ctrl-C stops the cluster)",
         args.datanodes,
         dn_addrs.join(" "),
-        args.dir.display()
+        args.dir.display(),
+        args.mount.as_ref().map(|m| format!(", mounted at {}", m.display())).unwrap_or_default(),
     ));
     let mut failure = None;
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        Some(r) = tasks.join_next() => {
-            failure = Some(r.context("a node panicked").and_then(|r| r).err().unwrap_or_else(|| anyhow::anyhow!("a node stopped unexpectedly")));
+    let node_failed = async {
+        match tasks.join_next().await {
+            Some(r) => r.context("a node panicked").and_then(|r| r).err().unwrap_or_else(|| anyhow::anyhow!("a node stopped unexpectedly")),
+            None => anyhow::anyhow!("no node is running"),
         }
+    };
+    tokio::select! {
+        r = async {
+            match mounted {
+                Some(m) => serve_mount(m, shutdown_signal()).await,
+                None => { shutdown_signal().await; Ok(()) }
+            }
+        } => { if let Err(e) = r { failure = Some(e); } }
+        e = node_failed => { failure = Some(e); }
     }
     let _ = stop_tx.send(true);
     while let Some(r) = tasks.join_next().await {

@@ -249,7 +249,7 @@ impl Shell {
             }
             Command::Fsck { path, json } => return self.fsck(&norm(&path), json).await,
             Command::Admin(a) => self.admin(a).await?,
-            Command::Namenode(_) | Command::Datanode(_) | Command::Up(_) | Command::Bench(_) => {
+            Command::Namenode(_) | Command::Datanode(_) | Command::Up(_) | Command::Mount(_) | Command::Bench(_) => {
                 unreachable!("roles are dispatched in cli::run")
             }
         }

@@ -1,0 +1,147 @@
+//! The dfs FUSE driver: a cluster mounted as a POSIX file system, on the pure-Rust `fuser` crate
+//! (as root it mounts with `mount(2)` on `/dev/fuse`: no libfuse, no `fusermount3`).
+//!
+//! Module map:
+//! - `fs`: [`fs::DfsFs`], the `fuser::Filesystem` (thin adapters over the client).
+//! - `inodes`: inode number ↔ path table, with `forget` accounting.
+//! - `errno`: client error → errno, in one place.
+//!
+//! [`mount`] mounts and returns a [`Mount`]; dropping it (or [`Mount::unmount`]) unmounts.
+
+mod errno;
+pub mod fs;
+mod inodes;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dfs_client::DfsClient;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot mount at {path}: {source}")]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot unmount {path}: {source}")]
+    Unmount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How a mount behaves; the `dfs.fuse.*` keys fill it.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// How long the kernel may cache attributes (`dfs.fuse.attr-timeout`).
+    pub attr_timeout: Duration,
+    /// How long the kernel may cache names (`dfs.fuse.entry-timeout`).
+    pub entry_timeout: Duration,
+    /// Threads serving kernel requests, so one slow DataNode does not stall the mount.
+    pub threads: usize,
+    /// Read-ahead set on the mount's backing device after mounting (the kernel's default for a
+    /// FUSE mount, 128 KiB, halves sequential reads).
+    pub read_ahead_kb: u32,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            attr_timeout: Duration::from_secs(1),
+            entry_timeout: Duration::from_secs(1),
+            threads: 4,
+            read_ahead_kb: 1024,
+        }
+    }
+}
+
+/// A mounted file system; unmounts when dropped.
+pub struct Mount {
+    session: Option<fuser::BackgroundSession>,
+    path: PathBuf,
+}
+
+/// Mounts `client`'s cluster at `mountpoint`. The file system's calls run the async client on
+/// `rt`, which must outlive the mount.
+pub fn mount(client: DfsClient, rt: tokio::runtime::Handle, mountpoint: &Path, opts: MountOptions) -> Result<Mount> {
+    let err = |source| Error::Mount {
+        path: mountpoint.to_path_buf(),
+        source,
+    };
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(format!("dfs://{}", client.config().namenode)),
+        fuser::MountOption::Subtype("dfs".into()),
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root mounts for everyone; the NameNode checks each caller's permissions.
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = true;
+    let read_ahead = opts.read_ahead_kb;
+    let fs = fs::DfsFs::new(rt, client, opts);
+    let session = fuser::Session::new(fs, mountpoint, &config)
+        .and_then(|s| s.spawn())
+        .map_err(err)?;
+    raise_read_ahead(mountpoint, read_ahead);
+    Ok(Mount {
+        session: Some(session),
+        path: mountpoint.to_path_buf(),
+    })
+}
+
+/// Sets `/sys/class/bdi/MAJOR:MINOR/read_ahead_kb` of the mount; best effort (it needs root).
+fn raise_read_ahead(mountpoint: &Path, kb: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(mountpoint) else { return };
+    let dev = meta.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    if let Err(e) = std::fs::write(&knob, kb.to_string()) {
+        tracing::info!("could not raise read-ahead ({knob}): {e}");
+    }
+}
+
+impl Mount {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// False once the file system was unmounted from outside (`umount`, `fusermount3 -u`).
+    pub fn is_mounted(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| !s.guard.is_finished())
+    }
+
+    /// Unmounts and waits for the session to end.
+    pub fn unmount(mut self) -> Result<()> {
+        self.unmount_inner()
+    }
+
+    fn unmount_inner(&mut self) -> Result<()> {
+        let Some(session) = self.session.take() else { return Ok(()) };
+        if session.guard.is_finished() {
+            return Ok(());
+        }
+        session.umount_and_join().map_err(|source| Error::Unmount {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Err(e) = self.unmount_inner() {
+            tracing::warn!("{e}");
+        }
+    }
+}
