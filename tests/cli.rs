@@ -83,7 +83,8 @@ fn shell_commands_tour() {
     assert!(du.starts_with("700000"), "{du}");
     let count = dfs_ok(&c, &["count", "/user/alice"]);
     let fields: Vec<&str> = count.split_whitespace().collect();
-    assert_eq!(&fields[..3], &["4", "4", &(700_000 + 16 + 16).to_string()], "{count}");
+    // alice, in, out; in.bin, stdin.txt, copy.txt, empty.
+    assert_eq!(&fields[..3], &["3", "4", &(700_000 + 16 + 16).to_string()], "{count}");
     let df = dfs_ok(&c, &["df", "-h"]);
     assert!(df.contains("Filesystem") && df.contains("dfs://"), "{df}");
     let sum1 = dfs_ok(&c, &["checksum", "/user/alice/in/in.bin"]);

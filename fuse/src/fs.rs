@@ -239,7 +239,13 @@ impl DfsFs {
 
     fn do_write(&self, f: &OpenFile, offset: u64, data: &[u8]) -> Result<()> {
         let mut w = f.writer.lock().expect("writer poisoned");
-        let len = f.length.load(Ordering::Relaxed);
+        let mut len = f.length.load(Ordering::Relaxed);
+        if w.is_none() && offset != len {
+            // The length seen at open may be stale: for `> file` the kernel opens first and
+            // truncates (setattr) after.
+            len = self.block_on(f.client.stat(&f.path))?.length;
+            f.length.store(len, Ordering::Relaxed);
+        }
         if offset != len {
             tracing::warn!(
                 "write to {} at offset {offset} refused: the file is {len} bytes long and dfs \

@@ -1,0 +1,256 @@
+//! NameNode commands that involve other DataNodes: re-replication (transfer) and lease recovery
+//! as the primary DataNode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_proto::frame::read_frame;
+use dfs_proto::pb::{self, op_request::Op, OpRequest};
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use crate::namenode::NnClient;
+use crate::storage::Verification;
+use crate::transfer::{recover_local, send, Reader, Writer, XferContext, IO_BUFFER};
+use crate::types::{required_block, Block, GenerationStamp, Peer, ReplicaState};
+use crate::{sender, Error, Result};
+
+async fn connect(peer: &Peer, t: Duration) -> Result<(Reader, Writer)> {
+    let addr = peer.addr();
+    let sock = match tokio::time::timeout(t, TcpStream::connect(&addr)).await {
+        Ok(r) => r.map_err(Error::io(format!("connect to {addr}")))?,
+        Err(_) => return Err(Error::Timeout(format!("connecting to {addr}"))),
+    };
+    let _ = sock.set_nodelay(true);
+    let (r, w) = sock.into_split();
+    Ok((
+        BufReader::with_capacity(IO_BUFFER, r),
+        BufWriter::with_capacity(IO_BUFFER, w),
+    ))
+}
+
+async fn read_reply<M: prost::Message + Default>(
+    r: &mut Reader,
+    t: Duration,
+    what: &str,
+) -> Result<M> {
+    match tokio::time::timeout(t, read_frame(r)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(Error::Timeout(what.to_string())),
+    }
+}
+
+/// Sends a local finalized replica to `targets[0]` (which forwards to the rest) with stage
+/// TRANSFER and waits for the last packet's ack. If the first target finds a checksum error, the
+/// local replica is verified and reported if corrupt.
+pub(crate) async fn transfer_block(
+    ctx: &Arc<XferContext>,
+    cmd: &pb::TransferBlockCommand,
+    t: Duration,
+) -> Result<()> {
+    let want = required_block(cmd.block.as_ref())?;
+    let targets: Vec<Peer> = cmd
+        .targets
+        .iter()
+        .map(Peer::try_from)
+        .collect::<Result<_>>()?;
+    let Some(first) = targets.first() else {
+        return Err(Error::Invalid(format!(
+            "transfer of {want} without targets"
+        )));
+    };
+    let (view, data, meta_file) = ctx.storage.open_replica(want.id)?;
+    if view.state != ReplicaState::Finalized || view.block.gs != want.gs {
+        return Err(Error::Invalid(format!(
+            "cannot transfer {want}: local replica has generation stamp {} ({:?})",
+            view.block.gs.0, view.state
+        )));
+    }
+    let len = view.block.num_bytes;
+    let (mut rd, mut wr) = connect(first, t).await?;
+    let op = pb::WriteBlockOp {
+        block: Some(view.block.into()),
+        targets: targets[1..].iter().map(pb::DatanodeId::from).collect(),
+        stage: pb::Stage::Transfer as i32,
+        min_bytes_rcvd: 0,
+        bytes_per_checksum: view.bpc,
+        client_name: String::new(),
+    };
+    send(
+        &mut wr,
+        &OpRequest {
+            op: Some(Op::WriteBlock(op)),
+        },
+        t,
+    )
+    .await?;
+    let resp: pb::WriteBlockResponse =
+        read_reply(&mut rd, t, "waiting for the transfer target").await?;
+    if resp.status != pb::Status::Success as i32 {
+        return Err(Error::Peer {
+            peer: first.addr(),
+            message: format!(
+                "refused {want}: {} (first bad link {:?})",
+                resp.message, resp.first_bad_link
+            ),
+        });
+    }
+    // send_range numbers data packets from 0; the empty last packet follows them.
+    let last_seqno = len.div_ceil(sender::packet_data_len(view.bpc)) as i64;
+    let sending = sender::send_range(&mut wr, view, data, meta_file, 0, len, t);
+    let acks = async {
+        loop {
+            let ack: pb::PipelineAck = read_reply(&mut rd, t, "waiting for transfer acks").await?;
+            if let Some(bad) = ack
+                .replies
+                .iter()
+                .position(|s| *s != pb::Status::Success as i32)
+            {
+                return Ok::<_, Error>(Some((bad, ack)));
+            }
+            if ack.seqno == last_seqno {
+                return Ok(None);
+            }
+        }
+    };
+    let result = tokio::try_join!(sending, acks);
+    match result {
+        Ok((_, None)) => {
+            info!(block = %want, to = %first.addr(), "replica transferred");
+            Ok(())
+        }
+        Ok((_, Some((idx, ack)))) => {
+            if idx == 0 && ack.replies.first() == Some(&(pb::Status::ErrorChecksum as i32)) {
+                check_local_replica(ctx, want).await;
+            }
+            Err(Error::Peer {
+                peer: first.addr(),
+                message: format!(
+                    "transfer of {want} failed at pipeline node {idx}: {}",
+                    ack.message
+                ),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The target rejected our data's checksum: verify the local replica and report it if bad.
+async fn check_local_replica(ctx: &Arc<XferContext>, block: Block) {
+    let storage = ctx.storage.clone();
+    let id = block.id;
+    match tokio::task::spawn_blocking(move || storage.verify_finalized(id)).await {
+        Ok(Ok((Verification::Corrupt { verified }, _))) => {
+            warn!(%block, verified, "local replica is corrupt");
+            let _ = ctx.bad_blocks.send(block);
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(%block, "cannot verify local replica: {e}"),
+        Err(e) => warn!(%block, "cannot verify local replica: {e}"),
+    }
+}
+
+/// One lease-recovery step on `peer` (this node itself is served locally).
+async fn recover_on(
+    ctx: &Arc<XferContext>,
+    me: &Peer,
+    peer: &Peer,
+    block: Block,
+    new_gs: u64,
+    new_length: Option<u64>,
+    t: Duration,
+) -> Result<(u64, GenerationStamp)> {
+    if peer.uuid == me.uuid {
+        return recover_local(&ctx.storage, block, new_gs, new_length).await;
+    }
+    let (mut rd, mut wr) = connect(peer, t).await?;
+    let op = pb::RecoverReplicaOp {
+        block: Some(block.into()),
+        new_generation_stamp: new_gs,
+        new_length,
+    };
+    send(
+        &mut wr,
+        &OpRequest {
+            op: Some(Op::RecoverReplica(op)),
+        },
+        t,
+    )
+    .await?;
+    let resp: pb::RecoverReplicaResponse =
+        read_reply(&mut rd, t, "waiting for a recovery reply").await?;
+    if resp.status != pb::Status::Success as i32 {
+        return Err(Error::Peer {
+            peer: peer.addr(),
+            message: resp.message,
+        });
+    }
+    Ok((resp.verified_length, GenerationStamp(resp.generation_stamp)))
+}
+
+/// Lease recovery as the primary: every replica reports its verified length; those with the
+/// newest generation stamp (not older than the NameNode's) agree on the minimum, truncate to it,
+/// take the new stamp and finalize; then the NameNode is told with CommitBlockSynchronization.
+pub(crate) async fn recover_block(
+    ctx: &Arc<XferContext>,
+    me: &Peer,
+    mut client: NnClient,
+    cmd: &pb::RecoverBlockCommand,
+    t: Duration,
+) -> Result<()> {
+    let block = required_block(cmd.block.as_ref())?;
+    let new_gs = cmd.new_generation_stamp;
+    if new_gs <= block.gs.0 {
+        return Err(Error::Invalid(format!(
+            "recovery of {block} with non-increasing stamp {new_gs}"
+        )));
+    }
+    let peers: Vec<Peer> = cmd
+        .replicas
+        .iter()
+        .filter_map(|d| Peer::try_from(d).ok())
+        .collect();
+    let mut found = Vec::new();
+    for p in &peers {
+        match recover_on(ctx, me, p, block, 0, None, t).await {
+            Ok((len, gs)) if gs >= block.gs => found.push((p, len, gs)),
+            Ok((_, gs)) => {
+                info!(%block, replica = %p.addr(), "stale replica (stamp {}) left out", gs.0)
+            }
+            Err(e) => warn!(%block, replica = %p.addr(), "replica did not answer recovery: {e}"),
+        }
+    }
+    let Some(newest) = found.iter().map(|f| f.2).max() else {
+        return Err(Error::NotFound(format!(
+            "no replica of {block} could be recovered"
+        )));
+    };
+    found.retain(|f| f.2 == newest);
+    let new_len = found.iter().map(|f| f.1).min().unwrap_or(0);
+    let mut synced = Vec::new();
+    for (p, _, _) in &found {
+        match recover_on(ctx, me, p, block, new_gs, Some(new_len), t).await {
+            Ok(_) => synced.push(pb::DatanodeId::from(*p)),
+            Err(e) => warn!(%block, replica = %p.addr(), "replica failed to truncate: {e}"),
+        }
+    }
+    if synced.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no replica of {block} could be finalized"
+        )));
+    }
+    let n = synced.len();
+    client
+        .commit_block_synchronization(pb::CommitBlockSynchronizationRequest {
+            block: Some(block.into()),
+            new_generation_stamp: new_gs,
+            new_length: new_len,
+            close_file: true,
+            delete_block: false,
+            new_targets: synced,
+        })
+        .await?;
+    info!(%block, new_len, new_gs, replicas = n, "lease recovery committed");
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The one place where RPC prost types become domain types and back. (Edit records are
+//! converted in `op.rs`, image records in `checkpoint.rs`.)
+
+use dfs_proto::pb;
+
+use crate::error::{Error, Result};
+use crate::types::{
+    AdminState, Block, BlockId, Command, ContentSummary, DatanodeId, DatanodeInfo, FileStatus,
+    FileType, FsckReport, GenStamp, LocatedBlock, LocatedBlocks, ReceivedDeleted, ReplicaReport,
+    SafeModeAction, Stats, StorageReport,
+};
+
+impl From<&pb::ExtendedBlock> for Block {
+    fn from(b: &pb::ExtendedBlock) -> Self {
+        Block {
+            id: BlockId(b.block_id),
+            gs: GenStamp(b.generation_stamp),
+            num_bytes: b.num_bytes,
+        }
+    }
+}
+
+impl From<Block> for pb::ExtendedBlock {
+    fn from(b: Block) -> Self {
+        pb::ExtendedBlock {
+            block_id: b.id.0,
+            generation_stamp: b.gs.0,
+            num_bytes: b.num_bytes,
+        }
+    }
+}
+
+/// A block field every request of this kind must carry.
+pub fn required_block(b: &Option<pb::ExtendedBlock>, what: &str) -> Result<Block> {
+    b.as_ref()
+        .map(Block::from)
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} is required")))
+}
+
+impl From<&pb::DatanodeId> for DatanodeId {
+    fn from(d: &pb::DatanodeId) -> Self {
+        DatanodeId {
+            uuid: d.uuid.clone(),
+            host: d.host.clone(),
+            xfer_port: d.xfer_port,
+        }
+    }
+}
+
+impl From<&DatanodeId> for pb::DatanodeId {
+    fn from(d: &DatanodeId) -> Self {
+        pb::DatanodeId {
+            uuid: d.uuid.clone(),
+            host: d.host.clone(),
+            xfer_port: d.xfer_port,
+        }
+    }
+}
+
+impl From<&pb::StorageReport> for StorageReport {
+    fn from(s: &pb::StorageReport) -> Self {
+        StorageReport {
+            capacity: s.capacity,
+            dfs_used: s.dfs_used,
+            remaining: s.remaining,
+            num_volumes: s.num_volumes,
+            failed_volumes: s.failed_volumes,
+        }
+    }
+}
+
+impl From<AdminState> for pb::AdminState {
+    fn from(a: AdminState) -> Self {
+        match a {
+            AdminState::Normal => pb::AdminState::Normal,
+            AdminState::DecommissionInProgress => pb::AdminState::DecommissionInProgress,
+            AdminState::Decommissioned => pb::AdminState::Decommissioned,
+        }
+    }
+}
+
+impl From<&DatanodeInfo> for pb::DatanodeInfo {
+    fn from(d: &DatanodeInfo) -> Self {
+        pb::DatanodeInfo {
+            id: Some((&d.id).into()),
+            capacity: d.storage.capacity,
+            dfs_used: d.storage.dfs_used,
+            remaining: d.storage.remaining,
+            last_heartbeat_ms_ago: d.last_heartbeat_ms_ago,
+            alive: d.alive,
+            admin_state: pb::AdminState::from(d.admin_state) as i32,
+            num_blocks: d.num_blocks,
+            failed_volumes: d.storage.failed_volumes,
+            xceivers: d.xceivers,
+        }
+    }
+}
+
+impl From<FileStatus> for pb::FileStatus {
+    fn from(s: FileStatus) -> Self {
+        pb::FileStatus {
+            name: s.name,
+            file_type: match s.file_type {
+                FileType::File => pb::FileType::File,
+                FileType::Directory => pb::FileType::Directory,
+            } as i32,
+            length: s.length,
+            replication: s.replication,
+            block_size: s.block_size,
+            mtime_ms: s.mtime_ms,
+            atime_ms: s.atime_ms,
+            permission: s.permission,
+            owner: s.owner,
+            group: s.group,
+            inode_id: s.inode_id.0,
+            children_num: s.children_num,
+            under_construction: s.under_construction,
+            lease_holder: s.lease_holder,
+        }
+    }
+}
+
+impl From<ContentSummary> for pb::ContentSummary {
+    fn from(s: ContentSummary) -> Self {
+        pb::ContentSummary {
+            length: s.length,
+            file_count: s.file_count,
+            directory_count: s.directory_count,
+            space_consumed: s.space_consumed,
+        }
+    }
+}
+
+impl From<LocatedBlock> for pb::LocatedBlock {
+    fn from(b: LocatedBlock) -> Self {
+        pb::LocatedBlock {
+            block: Some(b.block.into()),
+            offset: b.offset,
+            locations: b.locations.iter().map(pb::DatanodeInfo::from).collect(),
+            corrupt: b.corrupt,
+            under_construction: b.under_construction,
+        }
+    }
+}
+
+impl From<LocatedBlocks> for pb::LocatedBlocks {
+    fn from(l: LocatedBlocks) -> Self {
+        pb::LocatedBlocks {
+            file_length: l.file_length,
+            blocks: l.blocks.into_iter().map(pb::LocatedBlock::from).collect(),
+            under_construction: l.under_construction,
+            last_block: l.last_block.map(pb::LocatedBlock::from),
+            last_block_complete: l.last_block_complete,
+        }
+    }
+}
+
+impl From<Command> for pb::DatanodeCommand {
+    fn from(c: Command) -> Self {
+        use pb::datanode_command::Command as C;
+        let command = match c {
+            Command::Delete(blocks) => C::Delete(pb::DeleteBlocksCommand {
+                blocks: blocks.into_iter().map(pb::ExtendedBlock::from).collect(),
+            }),
+            Command::Transfer { block, targets } => C::Transfer(pb::TransferBlockCommand {
+                block: Some(block.into()),
+                targets: targets.iter().map(pb::DatanodeId::from).collect(),
+            }),
+            Command::Recover {
+                block,
+                new_gs,
+                replicas,
+            } => C::Recover(pb::RecoverBlockCommand {
+                block: Some(block.into()),
+                new_generation_stamp: new_gs.0,
+                replicas: replicas.iter().map(pb::DatanodeId::from).collect(),
+            }),
+        };
+        pb::DatanodeCommand {
+            command: Some(command),
+        }
+    }
+}
+
+impl From<Stats> for pb::GetStatsResponse {
+    fn from(s: Stats) -> Self {
+        pb::GetStatsResponse {
+            capacity: s.capacity,
+            dfs_used: s.dfs_used,
+            remaining: s.remaining,
+            under_replicated: s.under_replicated,
+            corrupt_blocks: s.corrupt_blocks,
+            missing_blocks: s.missing_blocks,
+            live_datanodes: s.live_datanodes,
+            dead_datanodes: s.dead_datanodes,
+            files: s.files,
+            directories: s.directories,
+            blocks: s.blocks,
+            safe_mode: s.safe_mode,
+            pending_replications: s.pending_replications,
+        }
+    }
+}
+
+impl From<FsckReport> for pb::FsckResponse {
+    fn from(r: FsckReport) -> Self {
+        pb::FsckResponse {
+            files: r
+                .files
+                .into_iter()
+                .map(|f| pb::FsckFile {
+                    path: f.path,
+                    length: f.length,
+                    replication: f.replication,
+                    under_construction: f.under_construction,
+                    blocks: f
+                        .blocks
+                        .into_iter()
+                        .map(|b| pb::FsckBlock {
+                            block: Some(b.block.into()),
+                            replicas: b
+                                .replicas
+                                .into_iter()
+                                .map(|r| pb::FsckReplica {
+                                    datanode: Some((&r.datanode).into()),
+                                    alive: r.alive,
+                                    corrupt: r.corrupt,
+                                    decommissioning: r.decommissioning,
+                                })
+                                .collect(),
+                            expected_replication: b.expected_replication,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            directories: r.directories,
+        }
+    }
+}
+
+impl TryFrom<&pb::ReplicaReport> for ReplicaReport {
+    type Error = Error;
+    fn try_from(r: &pb::ReplicaReport) -> Result<Self> {
+        let finalized = match pb::ReplicaState::try_from(r.state) {
+            Ok(pb::ReplicaState::Finalized) => true,
+            Ok(pb::ReplicaState::Rbw) => false,
+            Err(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown replica state {}",
+                    r.state
+                )))
+            }
+        };
+        Ok(ReplicaReport {
+            block: required_block(&r.block, "replica block")?,
+            finalized,
+        })
+    }
+}
+
+impl TryFrom<&pb::ReceivedDeletedBlock> for ReceivedDeleted {
+    type Error = Error;
+    fn try_from(r: &pb::ReceivedDeletedBlock) -> Result<Self> {
+        let b = required_block(&r.block, "block")?;
+        match pb::ReceivedDeletedStatus::try_from(r.status) {
+            Ok(pb::ReceivedDeletedStatus::Received) => Ok(ReceivedDeleted::Received(b)),
+            Ok(pb::ReceivedDeletedStatus::Deleted) => Ok(ReceivedDeleted::Deleted(b)),
+            Ok(pb::ReceivedDeletedStatus::Receiving) => Ok(ReceivedDeleted::Receiving(b)),
+            Err(_) => Err(Error::InvalidArgument(format!(
+                "unknown received/deleted status {}",
+                r.status
+            ))),
+        }
+    }
+}
+
+impl TryFrom<i32> for SafeModeAction {
+    type Error = Error;
+    fn try_from(a: i32) -> Result<Self> {
+        match pb::SafeModeAction::try_from(a) {
+            Ok(pb::SafeModeAction::SafemodeGet) => Ok(SafeModeAction::Get),
+            Ok(pb::SafeModeAction::SafemodeEnter) => Ok(SafeModeAction::Enter),
+            Ok(pb::SafeModeAction::SafemodeLeave) => Ok(SafeModeAction::Leave),
+            Err(_) => Err(Error::InvalidArgument(format!(
+                "unknown safe mode action {a}"
+            ))),
+        }
+    }
+}

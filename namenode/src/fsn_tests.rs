@@ -1,0 +1,1080 @@
+//! Plain tests of the decision core: every scenario drives `FsState` directly with explicit
+//! times, against a real edit log in a temporary directory.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use dfs_proto::path::DfsPath;
+
+use super::*;
+use crate::editlog::EditLog;
+use crate::storage;
+use crate::types::{Caller, Command, DatanodeId, ReceivedDeleted, ReplicaReport, StorageReport};
+
+struct Fx {
+    st: FsState,
+    t0: Instant,
+    _dir: tempfile::TempDir,
+}
+
+fn p(s: &str) -> DfsPath {
+    DfsPath::parse(s).unwrap()
+}
+
+fn root() -> Caller {
+    Caller::new("root", &[])
+}
+
+fn alice() -> Caller {
+    Caller::new("alice", &["users"])
+}
+
+fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        dir: dir.to_path_buf(),
+        safemode_extension: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
+impl Fx {
+    fn new() -> Fx {
+        Fx::with(|_| {})
+    }
+
+    fn with(tweak: impl FnOnce(&mut Config)) -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(dir.path());
+        tweak(&mut cfg);
+        let loaded = storage::load_or_format(dir.path(), "root", "supergroup", 1).unwrap();
+        let log = EditLog::open(&storage::current_dir(dir.path()), loaded.last_txid + 1).unwrap();
+        let t0 = Instant::now();
+        let st = FsState::new(
+            cfg,
+            loaded.ns,
+            loaded.cluster_id,
+            log,
+            Now { at: t0, ms: 1000 },
+        );
+        Fx { st, t0, _dir: dir }
+    }
+
+    fn at(&self, secs: u64) -> Now {
+        Now {
+            at: self.t0 + Duration::from_secs(secs),
+            ms: 1000 + secs * 1000,
+        }
+    }
+
+    fn dn(&mut self, uuid: &str, port: u32) {
+        let id = DatanodeId {
+            uuid: uuid.into(),
+            host: "127.0.0.1".into(),
+            xfer_port: port,
+        };
+        let s = StorageReport {
+            capacity: 1 << 40,
+            dfs_used: 0,
+            remaining: 1 << 40,
+            num_volumes: 1,
+            failed_volumes: 0,
+        };
+        self.st.register(id, s, self.at(0)).unwrap();
+    }
+
+    fn heartbeat(&mut self, uuid: &str, secs: u64) -> Option<Vec<Command>> {
+        let s = StorageReport {
+            capacity: 1 << 40,
+            dfs_used: 0,
+            remaining: 1 << 40,
+            num_volumes: 1,
+            failed_volumes: 0,
+        };
+        self.st.heartbeat(uuid, s, 0, self.at(secs))
+    }
+
+    fn received(&mut self, uuid: &str, b: Block) {
+        let now = self.at(0);
+        self.st
+            .block_received_and_deleted(uuid, &[ReceivedDeleted::Received(b)], now)
+            .unwrap();
+    }
+
+    /// create → one block of `len` bytes on every target → complete.
+    fn write_file(&mut self, path: &str, replication: u32, len: u64) -> Block {
+        let now = self.at(0);
+        self.st
+            .create(
+                &root(),
+                &p(path),
+                0o644,
+                "writer",
+                false,
+                true,
+                replication,
+                1 << 20,
+                now,
+            )
+            .unwrap();
+        let lb = self
+            .st
+            .add_block(
+                &p(path),
+                "writer",
+                None,
+                &HashSet::new(),
+                0,
+                "127.0.0.1",
+                now,
+            )
+            .unwrap();
+        let b = Block {
+            num_bytes: len,
+            ..lb.block
+        };
+        for l in &lb.locations {
+            self.received(&l.id.uuid.clone(), b);
+        }
+        assert!(self
+            .st
+            .complete(&p(path), "writer", Some(b), 0, now)
+            .unwrap());
+        b
+    }
+
+    fn locations(&mut self, path: &str) -> Vec<String> {
+        let now = self.at(0);
+        let lbs = self
+            .st
+            .get_block_locations(&root(), &p(path), 0, 0, "", now)
+            .unwrap();
+        lbs.blocks[0]
+            .locations
+            .iter()
+            .map(|d| d.id.uuid.clone())
+            .collect()
+    }
+}
+
+fn transfers(cmds: &[Command]) -> Vec<(Block, Vec<String>)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Transfer { block, targets } => {
+                Some((*block, targets.iter().map(|t| t.uuid.clone()).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn deletes(cmds: &[Command]) -> Vec<Block> {
+    cmds.iter()
+        .flat_map(|c| match c {
+            Command::Delete(b) => b.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn mkdirs_semantics() {
+    let mut fx = Fx::new();
+    let now = fx.at(0);
+    fx.st
+        .mkdirs(&root(), &p("/a/b/c"), 0o750, true, now)
+        .unwrap();
+    fx.st
+        .mkdirs(&root(), &p("/a/b/c"), 0o750, true, now)
+        .unwrap();
+    assert!(matches!(
+        fx.st.mkdirs(&root(), &p("/a/b/c"), 0, false, now),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        fx.st.mkdirs(&root(), &p("/x/y"), 0, false, now),
+        Err(Error::NotFound(_))
+    ));
+    fx.st
+        .create(&root(), &p("/a/f"), 0, "c", false, false, 1, 0, now)
+        .unwrap();
+    assert!(matches!(
+        fx.st.mkdirs(&root(), &p("/a/f/g"), 0, true, now),
+        Err(Error::NotADirectory(_))
+    ));
+    assert!(matches!(
+        fx.st.mkdirs(&root(), &p("/a/f"), 0, true, now),
+        Err(Error::AlreadyExists(_))
+    ));
+    let st = fx.st.get_file_info(&root(), &p("/a/b/c")).unwrap().unwrap();
+    assert_eq!(st.permission, 0o750);
+    // Intermediate directories keep u+wx.
+    let st = fx.st.get_file_info(&root(), &p("/a/b")).unwrap().unwrap();
+    assert_eq!(st.permission, 0o750 | 0o300);
+    assert!(fx.st.get_file_info(&root(), &p("/nope")).unwrap().is_none());
+    assert!(fx
+        .st
+        .get_file_info(&root(), &p("/a/f/under-a-file"))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn create_validates_arguments() {
+    let mut fx = Fx::new();
+    let now = fx.at(0);
+    let c = root();
+    assert!(matches!(
+        fx.st.create(&c, &p("/f"), 0, "", false, false, 1, 0, now),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        fx.st
+            .create(&c, &p("/f"), 0, "c", false, false, 600, 0, now),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        fx.st
+            .create(&c, &p("/f"), 0, "c", false, false, 1, 1000, now),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        fx.st
+            .create(&c, &p("/f"), 0, "c", false, false, 1, 512, now),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        fx.st
+            .create(&c, &p("/d/f"), 0, "c", false, false, 1, 0, now),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        fx.st.create(&c, &p("/"), 0, "c", false, false, 1, 0, now),
+        Err(Error::IsADirectory(_))
+    ));
+    let st = fx
+        .st
+        .create(&c, &p("/d/f"), 0, "c", false, true, 0, 0, now)
+        .unwrap();
+    assert_eq!(
+        (st.replication, st.block_size, st.permission),
+        (3, DEFAULT_BLOCK_SIZE, 0o644)
+    );
+    assert!(st.under_construction);
+    assert!(matches!(
+        fx.st.create(&c, &p("/d"), 0, "c", true, false, 1, 0, now),
+        Err(Error::IsADirectory(_))
+    ));
+}
+
+#[test]
+fn write_path_and_restart_state() {
+    let mut fx = Fx::new();
+    for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
+        fx.dn(u, 5000 + i as u32);
+    }
+    let now = fx.at(0);
+    let c = root();
+    fx.st
+        .create(&c, &p("/f"), 0, "w", false, false, 3, 1024, now)
+        .unwrap();
+    let b1 = fx
+        .st
+        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "127.0.0.1", now)
+        .unwrap();
+    assert_eq!(b1.locations.len(), 3);
+    assert_eq!(b1.offset, 0);
+    // A retried AddBlock gets the same block.
+    let again = fx
+        .st
+        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "127.0.0.1", now)
+        .unwrap();
+    assert_eq!(again.block, b1.block);
+    let full = Block {
+        num_bytes: 1024,
+        ..b1.block
+    };
+    let b2 = fx
+        .st
+        .add_block(
+            &p("/f"),
+            "w",
+            Some(full),
+            &HashSet::new(),
+            0,
+            "127.0.0.1",
+            now,
+        )
+        .unwrap();
+    assert_eq!(b2.offset, 1024);
+    assert_ne!(b2.block.id, b1.block.id);
+    // The previous block must be the last one.
+    assert!(fx
+        .st
+        .add_block(
+            &p("/f"),
+            "w",
+            Some(full),
+            &HashSet::new(),
+            0,
+            "127.0.0.1",
+            now
+        )
+        .is_ok_and(|b| b.block == b2.block));
+    // Without naming the block being written, its length would be lost: refused.
+    assert!(matches!(
+        fx.st
+            .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "127.0.0.1", now),
+        Err(Error::InvalidArgument(_))
+    ));
+    let last = Block {
+        num_bytes: 100,
+        ..b2.block
+    };
+    // No replica reported yet: not complete.
+    assert!(!fx.st.complete(&p("/f"), "w", Some(last), 0, now).unwrap());
+    for u in ["d1", "d2", "d3"] {
+        fx.received(u, full);
+    }
+    fx.received("d1", last);
+    assert!(fx.st.complete(&p("/f"), "w", Some(last), 0, now).unwrap());
+    // Idempotent retry.
+    assert!(fx.st.complete(&p("/f"), "w", Some(last), 0, now).unwrap());
+    let st = fx.st.get_file_info(&c, &p("/f")).unwrap().unwrap();
+    assert_eq!(st.length, 1124);
+    assert!(!st.under_construction);
+    let lbs = fx
+        .st
+        .get_block_locations(&c, &p("/f"), 1000, 50, "", now)
+        .unwrap();
+    assert_eq!(lbs.blocks.len(), 2);
+    assert_eq!(lbs.file_length, 1124);
+    assert!(lbs.last_block_complete);
+    let lbs = fx
+        .st
+        .get_block_locations(&c, &p("/f"), 1024, 10, "", now)
+        .unwrap();
+    assert_eq!(lbs.blocks.len(), 1);
+    assert_eq!(lbs.blocks[0].locations.len(), 1);
+    // Writing after close needs a lease.
+    assert!(matches!(
+        fx.st
+            .add_block(&p("/f"), "w", Some(last), &HashSet::new(), 0, "", now),
+        Err(Error::LeaseExpired(_))
+    ));
+}
+
+#[test]
+fn no_datanodes_is_a_clear_error() {
+    let mut fx = Fx::new();
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    let e = fx
+        .st
+        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap_err();
+    assert!(matches!(e, Error::NoLiveDatanodes(_)), "{e}");
+}
+
+#[test]
+fn lease_conflicts_and_soft_limit_recovery() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let now = fx.at(0);
+    let c = root();
+    fx.st
+        .create(&c, &p("/f"), 0, "w1", false, false, 2, 1024, now)
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/f"), "w1", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    let e = fx
+        .st
+        .create(&c, &p("/f"), 0, "w2", true, false, 2, 1024, now)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::LeaseConflict(ref m) if m.contains("w1")),
+        "{e}"
+    );
+    assert!(matches!(
+        fx.st.append(&c, &p("/f"), "w2", now),
+        Err(Error::LeaseConflict(_))
+    ));
+    assert!(matches!(
+        fx.st
+            .add_block(&p("/f"), "w2", None, &HashSet::new(), 0, "", now),
+        Err(Error::LeaseConflict(_))
+    ));
+    // The replicas got some bytes (RBW).
+    let rbw = Block {
+        num_bytes: 10,
+        ..lb.block
+    };
+    fx.st
+        .block_received_and_deleted("d1", &[ReceivedDeleted::Receiving(rbw)], now)
+        .unwrap();
+    // After the soft limit, append by another client starts recovery.
+    let later = fx.at(61);
+    fx.heartbeat("d1", 61);
+    fx.heartbeat("d2", 61);
+    let e = fx.st.append(&c, &p("/f"), "w2", later).unwrap_err();
+    assert!(
+        matches!(e, Error::LeaseConflict(ref m) if m.contains("recovery")),
+        "{e}"
+    );
+    let st = fx.st.get_file_info(&c, &p("/f")).unwrap().unwrap();
+    assert_eq!(st.lease_holder, crate::lease::RECOVERY_HOLDER);
+    // The old writer has lost its lease.
+    assert!(matches!(
+        fx.st.complete(&p("/f"), "w1", None, 0, later),
+        Err(Error::LeaseExpired(_))
+    ));
+    // The primary (the replica that reported) gets a RecoverBlockCommand.
+    let cmds = fx.heartbeat("d1", 62).unwrap();
+    let (block, new_gs) = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Recover { block, new_gs, .. } => Some((*block, *new_gs)),
+            _ => None,
+        })
+        .expect("recover command");
+    assert_eq!(block.id, lb.block.id);
+    assert!(new_gs > lb.block.gs);
+    assert!(!fx.st.recover_lease(&c, &p("/f"), "w2", fx.at(62)).unwrap());
+    let d1 = DatanodeId {
+        uuid: "d1".into(),
+        host: "127.0.0.1".into(),
+        xfer_port: 1,
+    };
+    fx.st
+        .commit_block_synchronization(block, new_gs, 7, true, false, &[d1], fx.at(63))
+        .unwrap();
+    assert!(fx.st.recover_lease(&c, &p("/f"), "w2", fx.at(63)).unwrap());
+    let st = fx.st.get_file_info(&c, &p("/f")).unwrap().unwrap();
+    assert_eq!((st.length, st.under_construction), (7, false));
+    // Now w2 may append (partial last block → reopened with a new stamp).
+    let (last, _) = fx.st.append(&c, &p("/f"), "w2", fx.at(64)).unwrap();
+    let last = last.unwrap();
+    assert!(last.block.gs > new_gs);
+    assert_eq!(last.locations.len(), 1);
+}
+
+#[test]
+fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
+    let mut fx = Fx::with(|c| c.lease_hard_limit = Duration::from_secs(100));
+    fx.dn("d1", 1);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/empty"), 0, "gone", false, false, 1, 0, now)
+        .unwrap();
+    fx.st
+        .create(
+            &root(),
+            &p("/noreplica"),
+            0,
+            "gone",
+            false,
+            false,
+            1,
+            0,
+            now,
+        )
+        .unwrap();
+    fx.st
+        .add_block(&p("/noreplica"), "gone", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    fx.st.lease_tick(fx.at(50));
+    assert!(
+        fx.st
+            .get_file_info(&root(), &p("/empty"))
+            .unwrap()
+            .unwrap()
+            .under_construction
+    );
+    fx.heartbeat("d1", 101);
+    fx.st.lease_tick(fx.at(101));
+    for f in ["/empty", "/noreplica"] {
+        let st = fx.st.get_file_info(&root(), &p(f)).unwrap().unwrap();
+        assert!(!st.under_construction, "{f}");
+        assert_eq!(st.length, 0);
+    }
+    assert_eq!(fx.st.ns.num_blocks(), 0);
+}
+
+#[test]
+fn dead_datanode_triggers_re_replication() {
+    let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(30));
+    for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    let b = fx.write_file("/f", 2, 500);
+    let holders = fx.locations("/f");
+    assert_eq!(holders.len(), 2);
+    let spare = ["d1", "d2", "d3"]
+        .into_iter()
+        .find(|u| !holders.iter().any(|h| h == u))
+        .unwrap();
+    // Everybody heartbeats but the first holder.
+    for u in ["d1", "d2", "d3"] {
+        if u != holders[0] {
+            fx.heartbeat(u, 31);
+        }
+    }
+    let stats = fx.st.replication_tick(fx.at(31));
+    assert_eq!(stats.under_replicated, 1);
+    assert_eq!(fx.locations("/f"), vec![holders[1].clone()]);
+    let cmds = fx.heartbeat(&holders[1], 32).unwrap();
+    let t = transfers(&cmds);
+    assert_eq!(t, vec![(b, vec![spare.to_string()])]);
+    // Not scheduled twice while pending.
+    fx.st.replication_tick(fx.at(33));
+    assert!(transfers(&fx.heartbeat(&holders[1], 33).unwrap()).is_empty());
+    fx.received(spare, b);
+    let stats = fx.st.replication_tick(fx.at(34));
+    assert_eq!(stats.under_replicated, 0);
+    assert_eq!(fx.st.stats().pending_replications, 0);
+    // The dead node must re-register.
+    assert!(fx.heartbeat(&holders[0], 35).is_none());
+}
+
+#[test]
+fn pending_replication_times_out_and_is_retried() {
+    let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(1000));
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    let b = Block {
+        num_bytes: 3,
+        ..lb.block
+    };
+    let holder = lb.locations[0].id.uuid.clone();
+    fx.received(&holder, b);
+    fx.st.complete(&p("/f"), "w", Some(b), 0, now).unwrap();
+    fx.st.set_replication(&root(), &p("/f"), 2).unwrap();
+    fx.st.replication_tick(fx.at(1));
+    assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
+    fx.st.replication_tick(fx.at(5));
+    assert!(transfers(&fx.heartbeat(&holder, 5).unwrap()).is_empty());
+    // The copy never arrives: after the timeout it is scheduled again.
+    fx.st.replication_tick(fx.at(20));
+    assert_eq!(transfers(&fx.heartbeat(&holder, 20).unwrap()).len(), 1);
+}
+
+#[test]
+fn over_replication_deletes_excess() {
+    let mut fx = Fx::new();
+    for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    let b = fx.write_file("/f", 3, 10);
+    fx.st.set_replication(&root(), &p("/f"), 1).unwrap();
+    fx.st.replication_tick(fx.at(1));
+    let mut deleted = 0;
+    for u in ["d1", "d2", "d3"] {
+        deleted += deletes(&fx.heartbeat(u, 1).unwrap())
+            .iter()
+            .filter(|d| d.id == b.id)
+            .count();
+    }
+    assert_eq!(deleted, 2);
+    assert_eq!(fx.locations("/f").len(), 1);
+}
+
+#[test]
+fn corrupt_replica_is_hidden_healed_then_deleted() {
+    let mut fx = Fx::new();
+    for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    let b = fx.write_file("/f", 2, 10);
+    let holders = fx.locations("/f");
+    fx.st.report_bad_blocks(&[(b, vec![holders[0].clone()])]);
+    assert_eq!(fx.locations("/f"), vec![holders[1].clone()]);
+    let stats = fx.st.replication_tick(fx.at(1));
+    assert_eq!((stats.under_replicated, stats.corrupt_blocks), (1, 1));
+    let t = transfers(&fx.heartbeat(&holders[1], 1).unwrap());
+    assert_eq!(t.len(), 1);
+    // The corrupt replica is kept until the copy exists, then deleted.
+    assert!(deletes(&fx.heartbeat(&holders[0], 1).unwrap()).is_empty());
+    fx.received(&t[0].1[0], b);
+    fx.st.replication_tick(fx.at(2));
+    assert_eq!(deletes(&fx.heartbeat(&holders[0], 2).unwrap()), vec![b]);
+    // A block whose only replicas are corrupt is returned, flagged.
+    let b2 = fx.write_file("/g", 1, 10);
+    let h = fx.locations("/g");
+    fx.st.report_bad_blocks(&[(b2, h.clone())]);
+    let lbs = fx
+        .st
+        .get_block_locations(&root(), &p("/g"), 0, 0, "", fx.at(3))
+        .unwrap();
+    assert!(lbs.blocks[0].corrupt);
+    assert_eq!(lbs.blocks[0].locations.len(), 1);
+}
+
+#[test]
+fn block_reports_diff_and_delete_unknown_or_stale() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let b = fx.write_file("/f", 1, 10);
+    let unknown = Block {
+        id: BlockId(99),
+        gs: GenStamp(1),
+        num_bytes: 1,
+    };
+    let report = vec![
+        ReplicaReport {
+            block: unknown,
+            finalized: true,
+        },
+        ReplicaReport {
+            block: b,
+            finalized: true,
+        },
+    ];
+    fx.st.block_report("d1", &report, fx.at(1)).unwrap();
+    assert_eq!(deletes(&fx.heartbeat("d1", 1).unwrap()), vec![unknown]);
+    // A report without the block removes the location.
+    fx.st.block_report("d1", &[], fx.at(2)).unwrap();
+    assert!(fx.locations("/f").is_empty());
+    // A stale stamp on a complete block is deleted.
+    let stale = Block {
+        gs: GenStamp(b.gs.0 - 1),
+        ..b
+    };
+    fx.st
+        .block_report(
+            "d1",
+            &[ReplicaReport {
+                block: stale,
+                finalized: true,
+            }],
+            fx.at(3),
+        )
+        .unwrap();
+    assert_eq!(deletes(&fx.heartbeat("d1", 3).unwrap()), vec![stale]);
+    // A wrong length is corrupt.
+    let short = Block { num_bytes: 9, ..b };
+    fx.st
+        .block_report(
+            "d1",
+            &[ReplicaReport {
+                block: short,
+                finalized: true,
+            }],
+            fx.at(4),
+        )
+        .unwrap();
+    assert_eq!(fx.st.replication_tick(fx.at(4)).corrupt_blocks, 1);
+    assert!(matches!(
+        fx.st.block_report("zz", &[], fx.at(4)),
+        Err(Error::UnknownDatanode(_))
+    ));
+}
+
+#[test]
+fn deleting_a_file_schedules_replica_deletion() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let b = fx.write_file("/dir/f", 2, 10);
+    assert!(matches!(
+        fx.st.delete(&root(), &p("/dir"), false, fx.at(1)),
+        Err(Error::NotEmpty(_))
+    ));
+    assert!(fx.st.delete(&root(), &p("/dir"), true, fx.at(1)).unwrap());
+    assert!(!fx.st.delete(&root(), &p("/dir"), true, fx.at(1)).unwrap());
+    assert!(matches!(
+        fx.st.delete(&root(), &p("/"), true, fx.at(1)),
+        Err(Error::InvalidArgument(_))
+    ));
+    for u in ["d1", "d2"] {
+        assert_eq!(deletes(&fx.heartbeat(u, 1).unwrap()), vec![b]);
+    }
+    assert_eq!(fx.st.stats().blocks, 0);
+}
+
+#[test]
+fn safe_mode_after_restart_until_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let cur = storage::current_dir(dir.path());
+    let t0 = Instant::now();
+    let now = Now { at: t0, ms: 1 };
+    let b = {
+        let loaded = storage::load_or_format(dir.path(), "root", "supergroup", 1).unwrap();
+        let log = EditLog::open(&cur, 1).unwrap();
+        let mut st = FsState::new(
+            test_config(dir.path()),
+            loaded.ns,
+            loaded.cluster_id,
+            log,
+            now,
+        );
+        assert!(!st.safemode.is_on());
+        let id = DatanodeId {
+            uuid: "d1".into(),
+            host: "h".into(),
+            xfer_port: 1,
+        };
+        st.register(
+            id,
+            StorageReport {
+                remaining: 1 << 30,
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        st.create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+            .unwrap();
+        let lb = st
+            .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+            .unwrap();
+        let b = Block {
+            num_bytes: 5,
+            ..lb.block
+        };
+        st.block_received_and_deleted("d1", &[ReceivedDeleted::Received(b)], now)
+            .unwrap();
+        assert!(st.complete(&p("/f"), "w", Some(b), 0, now).unwrap());
+        st.log.close().unwrap();
+        b
+    };
+    let loaded = storage::load_or_format(dir.path(), "root", "supergroup", 1).unwrap();
+    let log = EditLog::open(&cur, loaded.last_txid + 1).unwrap();
+    let mut st = FsState::new(
+        test_config(dir.path()),
+        loaded.ns,
+        loaded.cluster_id,
+        log,
+        now,
+    );
+    assert!(st.safemode.is_on());
+    let e = st.mkdirs(&root(), &p("/x"), 0, false, now).unwrap_err();
+    assert!(matches!(e, Error::SafeMode(_)), "{e}");
+    // Reads work.
+    assert!(st.get_file_info(&root(), &p("/f")).unwrap().is_some());
+    let id = DatanodeId {
+        uuid: "d1".into(),
+        host: "h".into(),
+        xfer_port: 1,
+    };
+    st.register(id, StorageReport::default(), now).unwrap();
+    st.block_report(
+        "d1",
+        &[ReplicaReport {
+            block: b,
+            finalized: true,
+        }],
+        now,
+    )
+    .unwrap();
+    assert!(!st.safemode.is_on());
+    st.mkdirs(&root(), &p("/x"), 0, false, now).unwrap();
+    // Manual safe mode needs the superuser and stays until left.
+    assert!(matches!(
+        st.safe_mode(&alice(), SafeModeAction::Enter, now),
+        Err(Error::PermissionDenied(_))
+    ));
+    assert!(st.safe_mode(&root(), SafeModeAction::Enter, now).unwrap().0);
+    st.update_safemode(now.at);
+    assert!(st.safe_mode(&alice(), SafeModeAction::Get, now).unwrap().0);
+    assert!(!st.safe_mode(&root(), SafeModeAction::Leave, now).unwrap().0);
+}
+
+#[test]
+fn decommission_copies_then_retires() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let b = fx.write_file("/f", 1, 10);
+    let holder = fx.locations("/f")[0].clone();
+    let other = if holder == "d1" { "d2" } else { "d1" };
+    assert!(matches!(
+        fx.st.decommission(&alice(), &holder),
+        Err(Error::PermissionDenied(_))
+    ));
+    fx.st
+        .decommission(
+            &root(),
+            &format!("127.0.0.1:{}", if holder == "d1" { 1 } else { 2 }),
+        )
+        .unwrap();
+    fx.st.replication_tick(fx.at(1));
+    let t = transfers(&fx.heartbeat(&holder, 1).unwrap());
+    assert_eq!(t, vec![(b, vec![other.to_string()])]);
+    // Still readable from the draining node meanwhile.
+    assert_eq!(fx.locations("/f"), vec![holder.clone()]);
+    fx.received(other, b);
+    fx.st.replication_tick(fx.at(2));
+    let info = fx.st.datanode_report(fx.at(2).at);
+    let d = info.iter().find(|d| d.id.uuid == holder).unwrap();
+    assert_eq!(d.admin_state, AdminState::Decommissioned);
+    assert_eq!(fx.locations("/f"), vec![other.to_string()]);
+    // No new blocks go to a retired node.
+    fx.st
+        .create(&root(), &p("/g"), 0, "w", false, false, 2, 0, fx.at(3))
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/g"), "w", None, &HashSet::new(), 0, "", fx.at(3))
+        .unwrap();
+    assert_eq!(lb.locations.len(), 1);
+    assert_eq!(lb.locations[0].id.uuid, other);
+}
+
+#[test]
+fn append_reopens_partial_last_block_with_new_stamp() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let b = fx.write_file("/f", 1, 10);
+    let (last, st) = fx.st.append(&root(), &p("/f"), "w2", fx.at(1)).unwrap();
+    let last = last.unwrap();
+    assert_eq!(
+        (last.block.id, last.block.num_bytes, last.offset),
+        (b.id, 10, 0)
+    );
+    assert!(last.block.gs > b.gs);
+    assert_eq!(last.locations[0].id.uuid, "d1");
+    assert!(st.under_construction);
+    // The pipeline finishes with the new stamp and more bytes.
+    let grown = Block {
+        num_bytes: 20,
+        ..last.block
+    };
+    fx.received("d1", grown);
+    assert!(fx
+        .st
+        .complete(&p("/f"), "w2", Some(grown), 0, fx.at(2))
+        .unwrap());
+    assert_eq!(
+        fx.st
+            .get_file_info(&root(), &p("/f"))
+            .unwrap()
+            .unwrap()
+            .length,
+        20
+    );
+    // A full last block is not reopened.
+    let full = fx.write_file("/full", 1, 1 << 20);
+    let (last, _) = fx.st.append(&root(), &p("/full"), "w3", fx.at(3)).unwrap();
+    assert!(last.is_none());
+    let lb = fx
+        .st
+        .add_block(
+            &p("/full"),
+            "w3",
+            Some(full),
+            &HashSet::new(),
+            0,
+            "",
+            fx.at(3),
+        )
+        .unwrap();
+    assert_eq!(lb.offset, 1 << 20);
+}
+
+#[test]
+fn pipeline_recovery_updates_stamp_and_nodes() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/f"), 0, "w", false, false, 2, 0, now)
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    let upd = fx.st.update_block_for_pipeline(lb.block, "w", now).unwrap();
+    assert!(upd.block.gs > lb.block.gs);
+    assert!(matches!(
+        fx.st.update_block_for_pipeline(lb.block, "other", now),
+        Err(Error::LeaseConflict(_))
+    ));
+    let survivor = lb.locations[0].id.clone();
+    let new = Block {
+        num_bytes: 5,
+        ..upd.block
+    };
+    fx.st
+        .update_pipeline("w", lb.block, new, std::slice::from_ref(&survivor))
+        .unwrap();
+    // A stamp the NameNode never issued is refused.
+    let bogus = Block {
+        gs: GenStamp(new.gs.0 + 100),
+        ..new
+    };
+    assert!(fx
+        .st
+        .update_pipeline("w", new, bogus, std::slice::from_ref(&survivor))
+        .is_err());
+    let lbs = fx
+        .st
+        .get_block_locations(&root(), &p("/f"), 0, 0, "", now)
+        .unwrap();
+    let last = lbs.last_block.unwrap();
+    assert!(last.under_construction);
+    assert_eq!(last.block, new);
+    assert_eq!(last.locations.len(), 1);
+    let extra = fx
+        .st
+        .get_additional_datanode(&p("/f"), new, &[survivor], &HashSet::new(), 1, "w", 0, now)
+        .unwrap();
+    assert_eq!(extra.locations.len(), 2);
+    // Abandon then AddBlock again.
+    fx.st.abandon_block(&p("/f"), "w", new, 0).unwrap();
+    assert_eq!(
+        fx.st
+            .get_file_info(&root(), &p("/f"))
+            .unwrap()
+            .unwrap()
+            .length,
+        0
+    );
+}
+
+#[test]
+fn rename_and_permissions_through_the_core() {
+    let mut fx = Fx::new();
+    let now = fx.at(0);
+    fx.st
+        .mkdirs(&root(), &p("/home/alice"), 0o755, true, now)
+        .unwrap();
+    fx.st
+        .set_owner(&root(), &p("/home/alice"), "alice", "users")
+        .unwrap();
+    let a = alice();
+    fx.st
+        .create(&a, &p("/home/alice/f"), 0o600, "c", false, false, 1, 0, now)
+        .unwrap();
+    let st = fx
+        .st
+        .get_file_info(&a, &p("/home/alice/f"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((st.owner.as_str(), st.group.as_str()), ("alice", "users"));
+    // alice cannot write into /home (root-owned 0755), bob cannot read alice's 0600 file.
+    assert!(matches!(
+        fx.st.mkdirs(&a, &p("/home/x"), 0, false, now),
+        Err(Error::PermissionDenied(_))
+    ));
+    let bob = Caller::new("bob", &[]);
+    assert!(matches!(
+        fx.st
+            .get_block_locations(&bob, &p("/home/alice/f"), 0, 0, "", now),
+        Err(Error::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        fx.st.set_permission(&bob, &p("/home/alice/f"), 0o777),
+        Err(Error::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        fx.st.delete(&bob, &p("/home/alice/f"), false, now),
+        Err(Error::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        fx.st.set_owner(&a, &p("/home/alice/f"), "bob", ""),
+        Err(Error::PermissionDenied(_))
+    ));
+    // Rename within her directory works; the lease follows the inode.
+    fx.st
+        .rename(&a, &p("/home/alice/f"), &p("/home/alice/g"), false, now)
+        .unwrap();
+    let st = fx
+        .st
+        .get_file_info(&a, &p("/home/alice/g"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.lease_holder, "c");
+    assert!(matches!(
+        fx.st
+            .rename(&a, &p("/home/alice"), &p("/home/alice/sub"), false, now),
+        Err(Error::InvalidRename(_))
+    ));
+    assert!(matches!(
+        fx.st
+            .rename(&a, &p("/home/alice/nope"), &p("/home/alice/x"), false, now),
+        Err(Error::NotFound(_))
+    ));
+    // A writer addressing the file by inode id survives the rename.
+    fx.dn("d1", 1);
+    let id = st.inode_id.0;
+    fx.st
+        .add_block(&p("/home/alice/f"), "c", None, &HashSet::new(), id, "", now)
+        .unwrap();
+    // The superuser bypasses everything.
+    fx.st
+        .set_permission(&root(), &p("/home/alice/g"), 0o000)
+        .unwrap();
+    fx.st
+        .get_listing(&root(), &p("/home/alice"), "", 0)
+        .unwrap();
+}
+
+#[test]
+fn truncate_rules() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let b = fx.write_file("/f", 1, 100);
+    let now = fx.at(1);
+    assert!(matches!(
+        fx.st.truncate(&root(), &p("/f"), 200, "c", now),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        fx.st.truncate(&root(), &p("/f"), 50, "c", now),
+        Err(Error::NotSupported(_))
+    ));
+    fx.st.truncate(&root(), &p("/f"), 100, "c", now).unwrap();
+    fx.st.truncate(&root(), &p("/f"), 0, "c", now).unwrap();
+    assert_eq!(
+        fx.st
+            .get_file_info(&root(), &p("/f"))
+            .unwrap()
+            .unwrap()
+            .length,
+        0
+    );
+    assert_eq!(deletes(&fx.heartbeat("d1", 1).unwrap()), vec![b]);
+    fx.st
+        .create(&root(), &p("/open"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    assert!(matches!(
+        fx.st.truncate(&root(), &p("/open"), 0, "x", now),
+        Err(Error::LeaseConflict(_))
+    ));
+}
+
+#[test]
+fn fsync_records_length_and_content_summary_counts_it() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/d/f"), 0, "w", false, true, 1, 0, now)
+        .unwrap();
+    fx.st
+        .add_block(&p("/d/f"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    fx.st.fsync(&p("/d/f"), "w", 42, 0, now).unwrap();
+    let s = fx.st.content_summary(&root(), &p("/d")).unwrap();
+    assert_eq!(
+        (s.length, s.file_count, s.directory_count, s.space_consumed),
+        (42, 1, 1, 42)
+    );
+    let report = fx.st.fsck(&root(), &p("/")).unwrap();
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.directories, 2);
+    assert!(report.files[0].under_construction);
+}

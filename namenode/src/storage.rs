@@ -1,0 +1,313 @@
+//! The metadata directory: locking, formatting, loading (image + edits) and purging.
+//!
+//! ```text
+//! <dir>/in_use.lock                      flock'ed while a NameNode runs on <dir>
+//! <dir>/current/fsimage_<txid:020>       checkpoint images (newest 2 kept)
+//! <dir>/current/edits_<first txid:020>   edit-log segments (highest = being written)
+//! ```
+//!
+//! Loading takes the newest image that reads cleanly (an older one, with a warning, if the newest
+//! is damaged) and replays every later edit. Purging keeps the edits the *older* retained image
+//! needs, so falling back to it is always possible.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{self, Image};
+use crate::editlog::{list_segments, sync_dir};
+use crate::error::{Error, Result};
+use crate::namespace::Namespace;
+
+/// How many images survive a purge.
+pub const IMAGES_KEPT: usize = 2;
+
+/// Holds an exclusive `flock` on `<dir>/in_use.lock` for as long as it lives, so two NameNodes
+/// can never write the same edit log.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<DirLock> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let path = dir.join("in_use.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::io(
+                format!(
+                    "lock {} (is another NameNode using this directory?)",
+                    path.display()
+                ),
+                e,
+            ));
+        }
+        Ok(DirLock { _file: file })
+    }
+}
+
+/// The `current` subdirectory holding images and edits.
+pub fn current_dir(dir: &Path) -> PathBuf {
+    dir.join("current")
+}
+
+/// What loading produced.
+#[derive(Debug)]
+pub struct Loaded {
+    pub ns: Namespace,
+    pub cluster_id: String,
+    /// Last txid applied (image + edits): the edit log continues at `last_txid + 1`.
+    pub last_txid: u64,
+    /// Txid of the image loaded.
+    pub image_txid: u64,
+    /// True when the directory was empty and has just been formatted.
+    pub formatted: bool,
+}
+
+/// Loads the namespace from `dir`, formatting it first when it holds no state at all.
+pub fn load_or_format(
+    dir: &Path,
+    superuser: &str,
+    supergroup: &str,
+    now_ms: u64,
+) -> Result<Loaded> {
+    let cur = current_dir(dir);
+    fs::create_dir_all(&cur).map_err(|e| Error::io(format!("create {}", cur.display()), e))?;
+    let images = checkpoint::list_images(&cur)?;
+    if images.is_empty() {
+        if !list_segments(&cur)?.is_empty() {
+            return Err(Error::Corrupt(format!(
+                "{} holds edit segments but no checkpoint image: refusing to start",
+                cur.display()
+            )));
+        }
+        let cluster_id = new_cluster_id();
+        let ns = Namespace::new(superuser, supergroup, now_ms);
+        checkpoint::write_image(&cur, 0, &checkpoint::encode(&ns, &cluster_id, 0))?;
+        sync_dir(dir)?;
+        tracing::info!(dir = %dir.display(), %cluster_id, "formatted a new namespace");
+        return Ok(Loaded {
+            ns,
+            cluster_id,
+            last_txid: 0,
+            image_txid: 0,
+            formatted: true,
+        });
+    }
+    let mut first_err = None;
+    for (txid, path) in &images {
+        match checkpoint::read_image(path) {
+            Ok(mut img) => {
+                if first_err.is_some() {
+                    tracing::warn!(image = %path.display(), "falling back to an older checkpoint image");
+                }
+                let last_txid = checkpoint::replay_onto(&cur, &mut img)?;
+                let Image { cluster_id, ns, .. } = img;
+                tracing::info!(image_txid = txid, last_txid, "loaded namespace");
+                return Ok(Loaded {
+                    ns,
+                    cluster_id,
+                    last_txid,
+                    image_txid: *txid,
+                    formatted: false,
+                });
+            }
+            Err(e) => {
+                tracing::error!(image = %path.display(), error = %e, "checkpoint image refused");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| Error::Corrupt("no loadable image".into())))
+}
+
+/// Deletes images beyond the newest [`IMAGES_KEPT`] and every segment whose records are all
+/// covered by the oldest kept image. The segment being written is never deleted.
+pub fn purge(cur: &Path) -> Result<()> {
+    let images = checkpoint::list_images(cur)?;
+    for (_, path) in images.iter().skip(IMAGES_KEPT) {
+        fs::remove_file(path).map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+    }
+    let Some(min_kept) = images.iter().take(IMAGES_KEPT).map(|i| i.0).min() else {
+        return Ok(());
+    };
+    let segments = list_segments(cur)?;
+    for pair in segments.windows(2) {
+        if pair[1].first_txid <= min_kept + 1 {
+            fs::remove_file(&pair[0].path)
+                .map_err(|e| Error::io(format!("remove {}", pair[0].path.display()), e))?;
+        }
+    }
+    sync_dir(cur)
+}
+
+/// A fresh random cluster id (`CID-` and 32 hex digits).
+pub fn new_cluster_id() -> String {
+    let mut bytes = [0u8; 16];
+    let from_os = File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut bytes)
+    });
+    if from_os.is_err() {
+        let a = crate::util::random_u64().to_be_bytes();
+        let b = crate::util::random_u64().to_be_bytes();
+        bytes[..8].copy_from_slice(&a);
+        bytes[8..].copy_from_slice(&b);
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("CID-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::editlog::EditLog;
+    use crate::namespace::tests::{create, p};
+    use crate::op::Op;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Applies and logs a few ops, like the live NameNode does.
+    fn log_ops(log: &mut EditLog, ns: &mut Namespace, ops: Vec<Op>) {
+        let mut last = 0;
+        for op in ops {
+            ns.apply(&op).unwrap();
+            last = log.append(&op).unwrap();
+        }
+        rt().block_on(log.sync_handle().wait(last)).unwrap();
+    }
+
+    fn mkdir_op(ns: &Namespace, path: &str) -> Op {
+        Op::Mkdir {
+            inode_id: ns.next_inode_id(),
+            path: p(path),
+            permission: 0o755,
+            owner: "u".into(),
+            group: "g".into(),
+            mtime_ms: 1,
+        }
+    }
+
+    /// Takes a checkpoint as the NameNode does: encode + roll, then write and purge.
+    fn checkpoint(log: &mut EditLog, ns: &Namespace, cluster: &str) {
+        let txid = log.last_txid();
+        let bytes = checkpoint::encode(ns, cluster, txid);
+        let rx = log.roll().unwrap();
+        rt().block_on(rx).unwrap().unwrap();
+        checkpoint::write_image(log.dir(), txid, &bytes).unwrap();
+        purge(log.dir()).unwrap();
+    }
+
+    #[test]
+    fn format_then_reload_then_checkpoint_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let l = load_or_format(d.path(), "root", "sg", 1).unwrap();
+        assert!(l.formatted);
+        let cluster = l.cluster_id.clone();
+        let mut ns = l.ns;
+        let cur = current_dir(d.path());
+        let mut log = EditLog::open(&cur, 1).unwrap();
+        let op = mkdir_op(&ns, "/a");
+        log_ops(&mut log, &mut ns, vec![op]);
+        let op = mkdir_op(&ns, "/a/b");
+        log_ops(&mut log, &mut ns, vec![op]);
+        checkpoint(&mut log, &ns, &cluster);
+        // More edits after the checkpoint.
+        let op = mkdir_op(&ns, "/c");
+        log_ops(&mut log, &mut ns, vec![op]);
+        create(&mut ns, "/c/f", false).unwrap(); // not logged: must not come back
+        log.close().unwrap();
+        drop(log);
+
+        let l = load_or_format(d.path(), "root", "sg", 1).unwrap();
+        assert!(!l.formatted);
+        assert_eq!(l.cluster_id, cluster);
+        assert_eq!(l.image_txid, 2);
+        assert_eq!(l.last_txid, 3);
+        assert!(l.ns.resolve(&p("/a/b")).is_ok());
+        assert!(l.ns.resolve(&p("/c")).is_ok());
+        assert!(l.ns.lookup(&p("/c/f")).unwrap().is_none());
+    }
+
+    #[test]
+    fn old_segments_and_images_are_purged() {
+        let d = tempfile::tempdir().unwrap();
+        let l = load_or_format(d.path(), "root", "sg", 1).unwrap();
+        let mut ns = l.ns;
+        let cur = current_dir(d.path());
+        let mut log = EditLog::open(&cur, 1).unwrap();
+        for round in 0..3 {
+            for i in 0..3 {
+                let op = mkdir_op(&ns, &format!("/d{round}{i}"));
+                log_ops(&mut log, &mut ns, vec![op]);
+            }
+            checkpoint(&mut log, &ns, &l.cluster_id);
+        }
+        log.close().unwrap();
+        let images: Vec<u64> = checkpoint::list_images(&cur)
+            .unwrap()
+            .iter()
+            .map(|i| i.0)
+            .collect();
+        assert_eq!(images, vec![9, 6]);
+        // Segments: edits_1 (1..3) and edits_4 (4..6) are covered by image 6; edits_7 and the
+        // current edits_10 remain.
+        let segs: Vec<u64> = list_segments(&cur)
+            .unwrap()
+            .iter()
+            .map(|s| s.first_txid)
+            .collect();
+        assert_eq!(segs, vec![7, 10]);
+        // Falling back to the older image works because its edits were kept.
+        let newest = cur.join(checkpoint::image_name(9));
+        let mut bytes = fs::read(&newest).unwrap();
+        bytes[12] ^= 1;
+        fs::write(&newest, bytes).unwrap();
+        let back = load_or_format(d.path(), "root", "sg", 1).unwrap();
+        assert_eq!(back.image_txid, 6);
+        assert_eq!(back.last_txid, 9);
+        assert_eq!(back.ns, ns);
+    }
+
+    #[test]
+    fn corrupt_only_image_refuses_to_start() {
+        let d = tempfile::tempdir().unwrap();
+        load_or_format(d.path(), "root", "sg", 1).unwrap();
+        let img = current_dir(d.path()).join(checkpoint::image_name(0));
+        let mut bytes = fs::read(&img).unwrap();
+        bytes[0] ^= 1;
+        fs::write(&img, bytes).unwrap();
+        assert!(matches!(
+            load_or_format(d.path(), "root", "sg", 1),
+            Err(Error::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn second_lock_on_a_dir_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let _held = DirLock::acquire(d.path()).unwrap();
+        assert!(DirLock::acquire(d.path()).is_err());
+    }
+
+    #[test]
+    fn cluster_ids_are_random() {
+        let a = new_cluster_id();
+        assert_eq!(a.len(), 36);
+        assert_ne!(a, new_cluster_id());
+    }
+}
