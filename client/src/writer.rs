@@ -6,6 +6,13 @@
 //!
 //! A block ends with an empty `last_packet`; the writer waits for its ack (the replicas are then
 //! finalized on disk) before asking the NameNode for the next block.
+//!
+//! Pipeline recovery: when a DataNode of the pipeline fails (an ack names it, or the connection to
+//! the first one breaks), the writer drops it, asks the NameNode for a new generation stamp (so the
+//! dropped replica is recognizably stale), reconnects the survivors with stage RECOVERY at the
+//! acknowledged length, records the new pipeline with the NameNode, and resends every unacknowledged
+//! packet. The caller sees an error only when no DataNode is left. The block then has fewer
+//! replicas than asked for; the NameNode re-replicates it once the block is complete.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -71,7 +78,7 @@ impl FileWriter {
         if let Some(lb) = reopen {
             // Append to a partial last block: reopen its replicas at their current length.
             let len = lb.block.as_ref().map_or(0, |b| b.num_bytes);
-            match BlockStream::setup(&w.inner, &lb, pb::Stage::Append, len).await {
+            match BlockStream::setup(&w.inner, &w.path, &lb, pb::Stage::Append, len).await {
                 Ok(s) => w.block = Some(s),
                 Err(e) => {
                     let reason = format!("could not reopen the last block for append: {}", e.reason);
@@ -280,7 +287,7 @@ impl FileWriter {
             let lb = call!(self.inner.nn, add_block, req)?
                 .block
                 .ok_or_else(|| Error::Namenode("AddBlock returned no block".into()))?;
-            match BlockStream::setup(&self.inner, &lb, pb::Stage::Create, 0).await {
+            match BlockStream::setup(&self.inner, &self.path, &lb, pb::Stage::Create, 0).await {
                 Ok(s) => {
                     self.block = Some(s);
                     return Ok(());
@@ -319,11 +326,23 @@ struct SetupError {
     reason: String,
     bad_uuid: String,
     bad_addr: String,
+    /// Index of the DataNode to blame in the pipeline.
+    bad: usize,
+}
+
+/// Why a running pipeline failed; `bad` is the index of the DataNode to blame, when known.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    bad: Option<usize>,
 }
 
 /// One block's pipeline: the connection to its first DataNode and the ack task.
 struct BlockStream {
+    inner: Arc<ClientInner>,
+    path: String,
     block: pb::ExtendedBlock,
+    nodes: Vec<pb::DatanodeId>,
     /// Block offset just past the last packet sent.
     sent: u64,
     seqno: i64,
@@ -343,48 +362,20 @@ struct Acks {
 struct AckState {
     /// Sent, not yet acknowledged: kept for resending after a pipeline rebuild.
     unacked: VecDeque<Packet>,
-    error: Option<String>,
+    error: Option<Failure>,
 }
 
 impl BlockStream {
     async fn setup(
-        inner: &ClientInner,
+        inner: &Arc<ClientInner>,
+        path: &str,
         lb: &pb::LocatedBlock,
         stage: pb::Stage,
         min_bytes_rcvd: u64,
     ) -> std::result::Result<BlockStream, SetupError> {
         let block = lb.block.clone().unwrap_or_default();
         let nodes: Vec<pb::DatanodeId> = lb.locations.iter().filter_map(|l| l.id.clone()).collect();
-        let Some(first) = nodes.first() else {
-            return Err(SetupError {
-                reason: "the NameNode gave no DataNode for the block".into(),
-                bad_uuid: String::new(),
-                bad_addr: String::new(),
-            });
-        };
-        let blame = |dn: &pb::DatanodeId, reason: String| SetupError {
-            reason,
-            bad_uuid: dn.uuid.clone(),
-            bad_addr: datanode::addr(dn),
-        };
-        let op = Op::WriteBlock(pb::WriteBlockOp {
-            block: Some(block.clone()),
-            targets: nodes[1..].to_vec(),
-            stage: stage as i32,
-            min_bytes_rcvd,
-            bytes_per_checksum: inner.cfg.bytes_per_checksum,
-            client_name: inner.client_name.clone(),
-        });
-        let (conn, reply) = Conn::open::<pb::WriteBlockResponse>(first, op, inner.cfg.socket_timeout)
-            .await
-            .map_err(|e| blame(first, format!("DataNode {}: {e}", datanode::addr(first))))?;
-        if let Err(reason) = datanode::check(reply.status, &reply.message, first) {
-            let bad = nodes
-                .iter()
-                .find(|n| !reply.first_bad_link.is_empty() && datanode::addr(n) == reply.first_bad_link)
-                .unwrap_or(first);
-            return Err(blame(bad, reason));
-        }
+        let conn = connect(inner, &block, &nodes, stage, min_bytes_rcvd).await?;
         let acks = Arc::new(Acks {
             state: Mutex::new(AckState {
                 unacked: VecDeque::new(),
@@ -392,33 +383,48 @@ impl BlockStream {
             }),
             changed: Notify::new(),
         });
-        let ack_task = tokio::spawn(read_acks(conn.reader, acks.clone(), nodes));
+        let ack_task = tokio::spawn(read_acks(conn.reader, acks.clone(), nodes.clone()));
         Ok(BlockStream {
+            inner: inner.clone(),
+            path: path.to_string(),
             block,
+            timeout: ack_timeout(inner.cfg.socket_timeout, nodes.len()),
+            nodes,
             sent: min_bytes_rcvd,
             seqno: 0,
             writer: conn.writer,
             acks,
             ack_task,
-            timeout: inner.cfg.socket_timeout,
             max_in_flight: inner.cfg.max_packets_in_flight.max(1),
         })
     }
 
-    /// Queues and sends one packet, first waiting for room in the window.
+    fn state(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.acks.state.lock().expect("ack state poisoned")
+    }
+
+    /// Queues and sends one packet, first waiting for room in the window; recovers the pipeline
+    /// on failure (which resends the packet with the others unacknowledged).
     async fn send(&mut self, packet: Packet) -> std::result::Result<(), String> {
         let max = self.max_in_flight;
-        self.wait_until(|s| s.unacked.len() < max).await?;
+        while let Err(f) = self.wait_until(|s| s.unacked.len() < max).await {
+            self.recover(f).await?;
+        }
         self.seqno += 1;
         self.sent = packet.end_offset();
-        self.acks
-            .state
-            .lock()
-            .expect("ack state poisoned")
-            .unacked
-            .push_back(packet.clone());
+        self.state().unacked.push_back(packet.clone());
+        if let Err(reason) = self.write(&[packet]).await {
+            let f = self.diagnose(reason).await;
+            self.recover(f).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, packets: &[Packet]) -> std::result::Result<(), String> {
         let io = async {
-            write_packet(&mut self.writer, &packet).await.map_err(datanode::to_io)?;
+            for p in packets {
+                write_packet(&mut self.writer, p).await.map_err(datanode::to_io)?;
+            }
             self.writer.flush().await
         };
         match tokio::time::timeout(self.timeout, io).await {
@@ -428,19 +434,29 @@ impl BlockStream {
         }
     }
 
+    /// After a failed send, lets the ack task say which DataNode failed (an intermediate one
+    /// reports its downstream in the ack); without that, blames the first.
+    async fn diagnose(&mut self, reason: String) -> Failure {
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.ack_task).await;
+        self.state().error.clone().unwrap_or(Failure { reason, bad: Some(0) })
+    }
+
     async fn wait_all_acked(&mut self) -> std::result::Result<(), String> {
-        self.wait_until(|s| s.unacked.is_empty()).await
+        while let Err(f) = self.wait_until(|s| s.unacked.is_empty()).await {
+            self.recover(f).await?;
+        }
+        Ok(())
     }
 
     /// Waits until `ready` holds for the ack state, failing on a pipeline error or when no ack
     /// arrives for `timeout`.
-    async fn wait_until(&self, ready: impl Fn(&AckState) -> bool) -> std::result::Result<(), String> {
+    async fn wait_until(&self, ready: impl Fn(&AckState) -> bool) -> std::result::Result<(), Failure> {
         loop {
             let notified = self.acks.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let s = self.acks.state.lock().expect("ack state poisoned");
+                let s = self.state();
                 if let Some(e) = &s.error {
                     return Err(e.clone());
                 }
@@ -449,7 +465,84 @@ impl BlockStream {
                 }
             }
             if tokio::time::timeout(self.timeout, notified).await.is_err() {
-                return Err(format!("no ack from the pipeline for {:?}", self.timeout));
+                return Err(Failure {
+                    reason: format!("no ack from the pipeline for {:?}", self.timeout),
+                    bad: None,
+                });
+            }
+        }
+    }
+
+    /// Rebuilds the pipeline without the failed DataNode (see the module docs); errors only
+    /// when no DataNode is left or the NameNode refuses.
+    async fn recover(&mut self, mut failure: Failure) -> std::result::Result<(), String> {
+        loop {
+            if self.nodes.is_empty() {
+                return Err(format!("every DataNode of the pipeline failed; last: {}", failure.reason));
+            }
+            let bad = failure.bad.unwrap_or(0).min(self.nodes.len() - 1);
+            let lost = self.nodes.remove(bad);
+            tracing::warn!(
+                path = %self.path,
+                block = self.block.block_id,
+                "pipeline lost DataNode {}: {}; continuing with {} DataNode(s)",
+                datanode::addr(&lost),
+                failure.reason,
+                self.nodes.len()
+            );
+            if self.nodes.is_empty() {
+                return Err(format!("every DataNode of the pipeline failed; last: {}", failure.reason));
+            }
+            self.ack_task.abort();
+            let acked = self
+                .state()
+                .unacked
+                .front()
+                .map_or(self.sent, |p| p.header.offset_in_block);
+            let nn_err = |e: Error| format!("pipeline recovery: {e}");
+            let req = pb::UpdateBlockForPipelineRequest {
+                block: Some(self.block.clone()),
+                client_name: self.inner.client_name.clone(),
+            };
+            let stamped = call!(self.inner.nn, update_block_for_pipeline, req).map_err(nn_err)?;
+            let mut new_block = self.block.clone();
+            new_block.generation_stamp = stamped
+                .block
+                .and_then(|b| b.block)
+                .map(|b| b.generation_stamp)
+                .ok_or("pipeline recovery: the NameNode returned no generation stamp")?;
+            new_block.num_bytes = acked;
+            let conn = match connect(&self.inner, &new_block, &self.nodes, pb::Stage::Recovery, acked).await {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Failure {
+                        reason: e.reason,
+                        bad: Some(e.bad),
+                    };
+                    continue;
+                }
+            };
+            let mut old_block = self.block.clone();
+            old_block.num_bytes = acked;
+            let req = pb::UpdatePipelineRequest {
+                client_name: self.inner.client_name.clone(),
+                old_block: Some(old_block),
+                new_block: Some(new_block.clone()),
+                new_nodes: self.nodes.clone(),
+            };
+            call!(self.inner.nn, update_pipeline, req).map_err(nn_err)?;
+            self.block = new_block;
+            self.writer = conn.writer;
+            self.timeout = ack_timeout(self.inner.cfg.socket_timeout, self.nodes.len());
+            let resend: Vec<Packet> = {
+                let mut s = self.state();
+                s.error = None;
+                s.unacked.iter().cloned().collect()
+            };
+            self.ack_task = tokio::spawn(read_acks(conn.reader, self.acks.clone(), self.nodes.clone()));
+            match self.write(&resend).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => failure = self.diagnose(reason).await,
             }
         }
     }
@@ -471,28 +564,86 @@ impl Drop for BlockStream {
     }
 }
 
+/// How long to wait for an ack: the DataNodes' own timeout, plus time for each to report a
+/// stalled downstream before the client gives up on the whole pipeline (as HDFS does).
+fn ack_timeout(socket_timeout: Duration, nodes: usize) -> Duration {
+    socket_timeout + Duration::from_secs(5) * nodes as u32
+}
+
+/// Connects to the first DataNode and sets up the pipeline through the others.
+async fn connect(
+    inner: &ClientInner,
+    block: &pb::ExtendedBlock,
+    nodes: &[pb::DatanodeId],
+    stage: pb::Stage,
+    min_bytes_rcvd: u64,
+) -> std::result::Result<Conn, SetupError> {
+    let Some(first) = nodes.first() else {
+        return Err(SetupError {
+            reason: "the NameNode gave no DataNode for the block".into(),
+            bad_uuid: String::new(),
+            bad_addr: String::new(),
+            bad: 0,
+        });
+    };
+    let blame = |i: usize, reason: String| SetupError {
+        reason,
+        bad_uuid: nodes[i].uuid.clone(),
+        bad_addr: datanode::addr(&nodes[i]),
+        bad: i,
+    };
+    let op = Op::WriteBlock(pb::WriteBlockOp {
+        block: Some(block.clone()),
+        targets: nodes[1..].to_vec(),
+        stage: stage as i32,
+        min_bytes_rcvd,
+        bytes_per_checksum: inner.cfg.bytes_per_checksum,
+        client_name: inner.client_name.clone(),
+    });
+    let (conn, reply) = Conn::open::<pb::WriteBlockResponse>(first, op, inner.cfg.socket_timeout)
+        .await
+        .map_err(|e| blame(0, format!("DataNode {}: {e}", datanode::addr(first))))?;
+    if let Err(reason) = datanode::check(reply.status, &reply.message, first) {
+        let bad = nodes
+            .iter()
+            .position(|n| !reply.first_bad_link.is_empty() && datanode::addr(n) == reply.first_bad_link)
+            .unwrap_or(0);
+        return Err(blame(bad, reason));
+    }
+    Ok(conn)
+}
+
 /// Reads acks in order, releasing acknowledged packets; the first failure is recorded for the
-/// sender and ends the task.
+/// sender (with the DataNode it names) and ends the task.
 async fn read_acks(mut reader: BufReader<OwnedReadHalf>, acks: Arc<Acks>, nodes: Vec<pb::DatanodeId>) {
     loop {
         let result = read_frame::<_, pb::PipelineAck>(&mut reader).await;
         let mut s = acks.state.lock().expect("ack state poisoned");
         let outcome = match result {
-            Err(e) => Err(format!("pipeline connection to {} failed: {e}", addr_list(&nodes))),
+            Err(e) => Err(Failure {
+                reason: format!("pipeline connection to {} failed: {e}", addr_list(&nodes)),
+                bad: None,
+            }),
             Ok(ack) => match s.unacked.front() {
                 Some(p) if p.header.seqno == ack.seqno => {
                     match ack.replies.iter().position(|r| *r != pb::Status::Success as i32) {
-                        Some(i) => Err(format!(
-                            "DataNode {} failed packet {}: {} {}",
-                            nodes.get(i).map(datanode::addr).unwrap_or_default(),
-                            ack.seqno,
-                            pb::Status::try_from(ack.replies[i]).map_or("UNKNOWN", |s| s.as_str_name()),
-                            ack.message
-                        )),
+                        Some(i) => Err(Failure {
+                            reason: format!(
+                                "DataNode {} failed packet {}: {} {}",
+                                nodes.get(i).map(datanode::addr).unwrap_or_default(),
+                                ack.seqno,
+                                pb::Status::try_from(ack.replies[i]).map_or("UNKNOWN", |s| s.as_str_name()),
+                                ack.message
+                            ),
+                            bad: Some(i),
+                        }),
                         None => Ok(p.header.last_packet),
                     }
                 }
-                _ => Err(format!("unexpected ack for packet {} from the pipeline", ack.seqno)),
+                _ => Err(Failure {
+                    reason: format!("unexpected ack for packet {} from the pipeline", ack.seqno),
+                    bad: None,
+                }),
             },
         };
         let done = match outcome {

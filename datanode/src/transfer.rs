@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::shutdown::Shutdown;
 use crate::storage::{ReplicaView, Storage};
-use crate::types::{required_block, Block, BlockId, GenerationStamp, ReplicaState};
+use crate::types::{required_block, Block, GenerationStamp, ReplicaState};
 use crate::{meta, pipeline, sender, Error, Result};
 
 /// Socket buffer sizes: a few packets.

@@ -1,7 +1,7 @@
 //! The crate's one error type.
 //!
 //! Variants are what callers branch on. Every variant maps to exactly one
-//! [`ErrorKind`](dfs_proto::error_kind::ErrorKind), which is what crosses the wire (see
+//! `dfs_proto::error_kind::ErrorKind`, which is what crosses the wire (see
 //! `service::to_status`, the single place where errors become `tonic::Status`).
 
 use dfs_proto::error_kind::ErrorKind;

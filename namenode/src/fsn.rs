@@ -26,9 +26,8 @@ use crate::replication::{PendingReplications, ReplStats};
 use crate::safemode::SafeMode;
 use crate::types::{
     AdminState, Block, BlockId, Caller, Command, ContentSummary, DatanodeId, DatanodeInfo,
-    FileStatus, FileType, FsckBlock, FsckFile, FsckReplica, FsckReport, GenStamp, InodeId,
-    LocatedBlock, LocatedBlocks, ReceivedDeleted, ReplicaReport, SafeModeAction, Stats,
-    StorageReport,
+    FileStatus, FsckBlock, FsckFile, FsckReplica, FsckReport, GenStamp, InodeId, LocatedBlock,
+    LocatedBlocks, ReceivedDeleted, ReplicaReport, SafeModeAction, Stats, StorageReport,
 };
 use crate::util::Rng;
 use crate::Config;

@@ -2,25 +2,25 @@
 //! over gRPC (ClientProtocol, DatanodeProtocol) plus a JSON status page over HTTP.
 //!
 //! Module map (pure core first, effectful shell last):
-//! - [`types`]: domain newtypes (`InodeId`, `BlockId`, `GenStamp`) and the values the core returns.
-//! - [`op`]: [`op::Op`], one logged mutation, and its one conversion to/from `EditRecord`.
-//! - [`namespace`]: the inode tree; `apply(op)` is the only mutation, used live and on replay.
-//! - [`permission`]: HDFS-style permission checks (owner/group/other, sticky bit, superuser).
-//! - [`blockmap`]: which DataNode holds which replica, and how healthy each replica is.
-//! - [`datanodes`]: the DataNode registry, liveness and per-node command queues.
-//! - [`placement`]: choosing targets for new replicas.
-//! - [`lease`]: write leases keyed by inode, soft/hard limits, recoveries in progress.
-//! - [`safemode`]: read-only start-up until enough blocks are reported.
-//! - [`fsn`]: [`fsn::FsState`], every RPC's decision as a synchronous method.
-//! - [`replication`]: the replication monitor's pass (re-replication, excess, corrupt, decommission).
-//! - [`record`]: the checksummed `len | crc | payload` framing of edit and image records.
-//! - [`editlog`]: durable edit-log segments with group commit and torn-tail replay.
-//! - [`checkpoint`]: image files (`fsimage_<txid>`), encode/decode.
-//! - [`storage`]: the metadata directory: lock, format, load (image + edits), purge.
-//! - [`convert`]: prost ↔ domain conversions for RPC messages.
-//! - [`service`]: thin tonic services; the one `Error` → `tonic::Status` mapping.
-//! - [`http`]: the hand-written HTTP/1.1 status server.
-//! - [`server`]: `run`: wiring, background tasks, checkpoints, shutdown.
+//! - `types`: domain newtypes (`InodeId`, `BlockId`, `GenStamp`) and the values the core returns.
+//! - `op`: `Op`, one logged mutation, and its one conversion to/from `EditRecord`.
+//! - `namespace`: the inode tree; `apply(op)` is the only mutation, used live and on replay.
+//! - `permission`: HDFS-style permission checks (owner/group/other, sticky bit, superuser).
+//! - `blockmap`: which DataNode holds which replica, and how healthy each replica is.
+//! - `datanodes`: the DataNode registry, liveness and per-node command queues.
+//! - `placement`: choosing targets for new replicas.
+//! - `lease`: write leases keyed by inode, soft/hard limits, recoveries in progress.
+//! - `safemode`: read-only start-up until enough blocks are reported.
+//! - `fsn`: `FsState`, every RPC's decision as a synchronous method.
+//! - `replication`: the replication monitor's pass (re-replication, excess, corrupt, decommission).
+//! - `record`: the checksummed `len | crc | payload` framing of edit and image records.
+//! - `editlog`: durable edit-log segments with group commit and torn-tail replay.
+//! - `checkpoint`: image files (`fsimage_<txid>`), encode/decode.
+//! - `storage`: the metadata directory: lock, format, load (image + edits), purge.
+//! - `convert`: prost ↔ domain conversions for RPC messages.
+//! - `service`: thin tonic services; the one `Error` → `tonic::Status` mapping.
+//! - `http`: the hand-written HTTP/1.1 status server.
+//! - `server`: `run`: wiring, background tasks, checkpoints, shutdown.
 //!
 //! Byte layouts of the edit log and images are documented in `editlog.rs` and `checkpoint.rs`
 //! (and `docs/formats.md`).

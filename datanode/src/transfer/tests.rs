@@ -631,30 +631,3 @@ async fn a_corrupt_chunk_reaches_the_reader_even_when_the_range_ends_inside_it()
     assert_eq!(got, &content[..1000]);
     node.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tmp_throughput() {
-    let (a, b, c) = (Node::start().await, Node::start().await, Node::start().await);
-    let content = data(64 << 20, 1);
-    let block = Block::new(9, 1, 0);
-    let t0 = std::time::Instant::now();
-    let (resp, mut r, mut w): (pb::WriteBlockResponse, _, _) =
-        request(&a, write_op(block, &[&b, &c], pb::Stage::Create, 0)).await;
-    assert_eq!(resp.status, ok());
-    let mut pieces = Vec::new();
-    let mut pos = 0;
-    while pos < content.len() { pieces.push((pos, pos + 65536, false)); pos += 65536; }
-    let n = pieces.len() + 1;
-    let reader = tokio::spawn(async move { for _ in 0..n { let _: pb::PipelineAck = read_frame(&mut r).await.unwrap(); } });
-    for (i, &(x, y, _)) in pieces.iter().enumerate() {
-        write_packet(&mut w, &Packet::new(i as i64, x as u64, Bytes::copy_from_slice(&content[x..y]), BPC, false)).await.unwrap();
-    }
-    write_packet(&mut w, &Packet::last(pieces.len() as i64, content.len() as u64, false)).await.unwrap();
-    w.flush().await.unwrap();
-    reader.await.unwrap();
-    let wt = t0.elapsed();
-    let t1 = std::time::Instant::now();
-    let (_, got) = read(&c, Block::new(9, 1, 64 << 20), 0, u64::MAX).await;
-    assert_eq!(got.len(), 64 << 20);
-    eprintln!("write 64MiB x3: {:?}, read: {:?}", wt, t1.elapsed());
-}
