@@ -311,9 +311,9 @@ impl MiniCluster {
 
     /// Starts one more DataNode and waits until the NameNode counts it live.
     pub fn add_datanode(&mut self) -> Result<usize> {
+        let before = self.live_datanodes()?;
         let i = self.add_datanode_unchecked()?;
-        let live = self.live_datanodes()?;
-        self.wait_for_live_datanodes(live.max(i + 1).min(self.datanodes.len()), Duration::from_secs(30))?;
+        self.wait_for_live_datanodes(before + 1, Duration::from_secs(30))?;
         Ok(i)
     }
 

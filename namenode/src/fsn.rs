@@ -1040,11 +1040,11 @@ impl FsState {
                 candidates.push(t);
             }
         }
-        // Only the expected pipeline is known and it failed to recover the block repeatedly.
+        // Nothing reported and no live DataNode of the expected pipeline (or it failed to recover
+        // the block repeatedly). A length of 0 known here proves nothing: hflushed data lives in
+        // replicas being written, which are never reported until finalized.
         const MAX_BLIND_ATTEMPTS: u32 = 3;
-        if reported.is_empty()
-            && (last.num_bytes == 0 || candidates.is_empty() || attempts >= MAX_BLIND_ATTEMPTS)
-        {
+        if reported.is_empty() && (candidates.is_empty() || attempts >= MAX_BLIND_ATTEMPTS) {
             // Nothing was ever stored anywhere we know of: drop the block and close.
             let mut blocks = f.blocks.clone();
             blocks.pop();
