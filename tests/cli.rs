@@ -8,7 +8,12 @@ use common::*;
 
 #[test]
 fn shell_commands_tour() {
-    let c = cluster().datanodes(2).replication(2).block_size(256 * 1024).start().unwrap();
+    let c = cluster()
+        .datanodes(2)
+        .replication(2)
+        .block_size(256 * 1024)
+        .start()
+        .unwrap();
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("in.bin");
     let content = data(700_000, 11);
@@ -21,19 +26,35 @@ fn shell_commands_tour() {
     assert!(err.contains("exists"), "{err}");
     dfs_ok(&c, &["put", "-f", src_s, "/user/alice/in/in.bin"]);
     let ls = dfs_ok(&c, &["ls", "/user/alice/in"]);
-    assert!(ls.contains("/user/alice/in/in.bin") && ls.contains("700000"), "{ls}");
+    assert!(
+        ls.contains("/user/alice/in/in.bin") && ls.contains("700000"),
+        "{ls}"
+    );
     let ls_h = dfs_ok(&c, &["ls", "-h", "/user/alice/in"]);
     assert!(ls_h.contains("683.6 K"), "{ls_h}");
-    let json: serde_json::Value = serde_json::from_str(&dfs_ok(&c, &["ls", "--json", "/user/alice/in"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["ls", "--json", "/user/alice/in"])).unwrap();
     assert_eq!(json[0]["length"], 700000);
     assert_eq!(json[0]["replication"], 2);
 
     // cat, head, tail, get.
-    let cat = c.command().args(["cat", "/user/alice/in/in.bin"]).output().unwrap();
+    let cat = c
+        .command()
+        .args(["cat", "/user/alice/in/in.bin"])
+        .output()
+        .unwrap();
     assert!(cat.stdout == content);
-    let head = c.command().args(["head", "/user/alice/in/in.bin"]).output().unwrap();
+    let head = c
+        .command()
+        .args(["head", "/user/alice/in/in.bin"])
+        .output()
+        .unwrap();
     assert_eq!(head.stdout, content[..1024]);
-    let tail = c.command().args(["tail", "/user/alice/in/in.bin"]).output().unwrap();
+    let tail = c
+        .command()
+        .args(["tail", "/user/alice/in/in.bin"])
+        .output()
+        .unwrap();
     assert_eq!(tail.stdout, content[content.len() - 1024..]);
     let got = local.path().join("got.bin");
     dfs_ok(&c, &["get", "/user/alice/in/in.bin", got.to_str().unwrap()]);
@@ -46,25 +67,53 @@ fn shell_commands_tour() {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"from stdin\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let tail_file = local.path().join("more.txt");
     std::fs::write(&tail_file, "more\n").unwrap();
-    dfs_ok(&c, &["append", tail_file.to_str().unwrap(), "/user/alice/stdin.txt"]);
-    assert_eq!(dfs_ok(&c, &["cat", "/user/alice/stdin.txt"]), "from stdin\nmore\n");
+    dfs_ok(
+        &c,
+        &[
+            "append",
+            tail_file.to_str().unwrap(),
+            "/user/alice/stdin.txt",
+        ],
+    );
+    assert_eq!(
+        dfs_ok(&c, &["cat", "/user/alice/stdin.txt"]),
+        "from stdin\nmore\n"
+    );
 
     // mv, cp, touchz, test, stat.
     dfs_ok(&c, &["mkdir", "/user/alice/out"]);
     dfs_ok(&c, &["mv", "/user/alice/stdin.txt", "/user/alice/out"]);
-    dfs_ok(&c, &["cp", "/user/alice/out/stdin.txt", "/user/alice/copy.txt"]);
-    assert_eq!(dfs_ok(&c, &["cat", "/user/alice/copy.txt"]), "from stdin\nmore\n");
+    dfs_ok(
+        &c,
+        &["cp", "/user/alice/out/stdin.txt", "/user/alice/copy.txt"],
+    );
+    assert_eq!(
+        dfs_ok(&c, &["cat", "/user/alice/copy.txt"]),
+        "from stdin\nmore\n"
+    );
     dfs_ok(&c, &["touchz", "/user/alice/empty"]);
-    assert!(dfs(&c, &["test", "-z", "/user/alice/empty"]).status.success());
+    assert!(dfs(&c, &["test", "-z", "/user/alice/empty"])
+        .status
+        .success());
     assert!(dfs(&c, &["test", "-d", "/user/alice/out"]).status.success());
     assert!(!dfs(&c, &["test", "-f", "/user/alice/out"]).status.success());
-    assert!(!dfs(&c, &["test", "-e", "/user/alice/nope"]).status.success());
-    let st: serde_json::Value =
-        serde_json::from_str(&dfs_ok(&c, &["stat", "--json", "/user/alice/out/stdin.txt"])).unwrap();
+    assert!(!dfs(&c, &["test", "-e", "/user/alice/nope"])
+        .status
+        .success());
+    let st: serde_json::Value = serde_json::from_str(&dfs_ok(
+        &c,
+        &["stat", "--json", "/user/alice/out/stdin.txt"],
+    ))
+    .unwrap();
     assert_eq!(st["length"], 16);
     assert_eq!(st["type"], "file");
 
@@ -72,11 +121,17 @@ fn shell_commands_tour() {
     dfs_ok(&c, &["chmod", "-R", "750", "/user/alice"]);
     dfs_ok(&c, &["chown", "-R", "alice:staff", "/user/alice"]);
     let ls = dfs_ok(&c, &["ls", "/user/alice"]);
-    assert!(ls.contains("drwxr-x---") && ls.contains("alice") && ls.contains("staff"), "{ls}");
+    assert!(
+        ls.contains("drwxr-x---") && ls.contains("alice") && ls.contains("staff"),
+        "{ls}"
+    );
     dfs_ok(&c, &["setrep", "1", "/user/alice/in"]);
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&dfs_ok(&c, &["stat", "--json", "/user/alice/in/in.bin"])).unwrap()
-            ["replication"],
+        serde_json::from_str::<serde_json::Value>(&dfs_ok(
+            &c,
+            &["stat", "--json", "/user/alice/in/in.bin"]
+        ))
+        .unwrap()["replication"],
         1
     );
     let du = dfs_ok(&c, &["du", "-s", "/user/alice/in"]);
@@ -84,13 +139,21 @@ fn shell_commands_tour() {
     let count = dfs_ok(&c, &["count", "/user/alice"]);
     let fields: Vec<&str> = count.split_whitespace().collect();
     // alice, in, out; in.bin, stdin.txt, copy.txt, empty.
-    assert_eq!(&fields[..3], &["3", "4", &(700_000 + 16 + 16).to_string()], "{count}");
+    assert_eq!(
+        &fields[..3],
+        &["3", "4", &(700_000 + 16 + 16).to_string()],
+        "{count}"
+    );
     let df = dfs_ok(&c, &["df", "-h"]);
     assert!(df.contains("Filesystem") && df.contains("dfs://"), "{df}");
     let sum1 = dfs_ok(&c, &["checksum", "/user/alice/in/in.bin"]);
     dfs_ok(&c, &["put", src_s, "/again.bin"]);
     let sum2 = dfs_ok(&c, &["checksum", "/again.bin"]);
-    assert_eq!(sum1.split('\t').nth(2), sum2.split('\t').nth(2), "equal content, equal checksum");
+    assert_eq!(
+        sum1.split('\t').nth(2),
+        sum2.split('\t').nth(2),
+        "equal content, equal checksum"
+    );
     assert!(sum1.contains("CRC32C"), "{sum1}");
 
     // rm.
@@ -101,7 +164,8 @@ fn shell_commands_tour() {
     assert!(!dfs(&c, &["test", "-e", "/user/alice/out"]).status.success());
 
     // Admin report and fsck.
-    let report: serde_json::Value = serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).unwrap();
     assert_eq!(report["live_datanodes"], 2);
     assert_eq!(report["datanodes"].as_array().unwrap().len(), 2);
     let text = dfs_ok(&c, &["admin", "report"]);
@@ -111,11 +175,13 @@ fn shell_commands_tour() {
 
     // The HTTP status endpoint.
     let mut s = std::net::TcpStream::connect(c.http_addr()).unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let body: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["live_datanodes"], 2);
 }
 
@@ -135,7 +201,10 @@ fn configuration_errors_and_unreachable_namenode() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("dfs.blocksize"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("dfs.blocksize"),
+        "{err}"
+    );
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let free = listener.local_addr().unwrap().to_string();
@@ -146,7 +215,10 @@ fn configuration_errors_and_unreachable_namenode() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains(&format!("cannot reach the NameNode at {free}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the NameNode at {free}")),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +229,10 @@ fn configuration_errors_and_unreachable_namenode() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("dfs.replication"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("dfs.replication"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -193,9 +268,15 @@ fn dfs_up_runs_a_local_cluster_and_stops_on_sigterm() {
     }
     let mut guard = Reap(child);
     let pid = guard.0.id();
-    let line = eventually(std::time::Duration::from_secs(30), "dfs up to announce itself", || {
-        std::fs::read_to_string(&out_path).ok().filter(|s| s.contains("dfs is up"))
-    });
+    let line = eventually(
+        std::time::Duration::from_secs(30),
+        "dfs up to announce itself",
+        || {
+            std::fs::read_to_string(&out_path)
+                .ok()
+                .filter(|s| s.contains("dfs is up"))
+        },
+    );
     let addr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("rpc="))
@@ -209,14 +290,20 @@ fn dfs_up_runs_a_local_cluster_and_stops_on_sigterm() {
             .output()
             .unwrap()
     };
-    eventually(std::time::Duration::from_secs(30), "2 live DataNodes", || {
-        let out = run(&["admin", "report", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        (v["live_datanodes"] == 2).then_some(())
-    });
+    eventually(
+        std::time::Duration::from_secs(30),
+        "2 live DataNodes",
+        || {
+            let out = run(&["admin", "report", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["live_datanodes"] == 2).then_some(())
+        },
+    );
     let local = dir.path().join("hello.txt");
     std::fs::write(&local, "hello dfs\n").unwrap();
-    assert!(run(&["put", local.to_str().unwrap(), "/hello.txt"]).status.success());
+    assert!(run(&["put", local.to_str().unwrap(), "/hello.txt"])
+        .status
+        .success());
     assert_eq!(run(&["cat", "/hello.txt"]).stdout, b"hello dfs\n");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };

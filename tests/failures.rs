@@ -10,13 +10,21 @@ use std::time::Duration;
 
 use common::*;
 
+/// Acknowledged paths, with the content of files (directories have none).
+type Acked = Arc<Mutex<Vec<(String, Option<Vec<u8>>)>>>;
+
 #[test]
 fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
-    let mut c = cluster().datanodes(3).replication(2).block_size(64 * 1024).start().unwrap();
+    let mut c = cluster()
+        .datanodes(3)
+        .replication(2)
+        .block_size(64 * 1024)
+        .start()
+        .unwrap();
     let cfg = c.client_config();
     for round in 0..2 {
         let stop = Arc::new(AtomicBool::new(false));
-        let acked: Arc<Mutex<Vec<(String, Option<Vec<u8>>)>>> = Arc::default();
+        let acked: Acked = Arc::default();
         let worker = {
             let (stop, acked, cfg) = (stop.clone(), acked.clone(), cfg.clone());
             std::thread::spawn(move || {
@@ -32,7 +40,9 @@ fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
                     acked.lock().unwrap().push((dir.clone(), None));
                     let file = format!("{dir}/f");
                     let content = data(1000 + i * 37, i as u64);
-                    let Ok(mut w) = client.create(&file, Default::default()) else { break };
+                    let Ok(mut w) = client.create(&file, Default::default()) else {
+                        break;
+                    };
                     if w.write_all(&content).is_err() || w.close().is_err() {
                         break;
                     }
@@ -40,20 +50,25 @@ fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
                 }
             })
         };
-        eventually(Duration::from_secs(30), "some acknowledged mutations", || {
-            (acked.lock().unwrap().len() >= 20).then_some(())
-        });
+        eventually(
+            Duration::from_secs(30),
+            "some acknowledged mutations",
+            || (acked.lock().unwrap().len() >= 20).then_some(()),
+        );
         c.kill_namenode();
         stop.store(true, Ordering::Relaxed);
         worker.join().unwrap();
         c.restart_namenode().unwrap();
-        c.wait_for_live_datanodes(3, Duration::from_secs(30)).unwrap();
+        c.wait_for_live_datanodes(3, Duration::from_secs(30))
+            .unwrap();
 
         let client = c.client().unwrap();
         let acked = acked.lock().unwrap();
         assert!(acked.len() >= 20);
         for (path, content) in acked.iter() {
-            let st = client.stat(path).unwrap_or_else(|e| panic!("round {round}: acknowledged {path} lost: {e}"));
+            let st = client
+                .stat(path)
+                .unwrap_or_else(|e| panic!("round {round}: acknowledged {path} lost: {e}"));
             if let Some(content) = content {
                 assert_eq!(st.length, content.len() as u64, "{path}");
                 let mut back = Vec::new();
@@ -68,7 +83,12 @@ fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
 
 #[test]
 fn a_restarted_datanode_reports_its_replicas_again() {
-    let mut c = cluster().datanodes(3).replication(3).block_size(256 * 1024).start().unwrap();
+    let mut c = cluster()
+        .datanodes(3)
+        .replication(3)
+        .block_size(256 * 1024)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let content = data(1024 * 1024, 9);
     let mut w = client.create("/kept", Default::default()).unwrap();
@@ -86,22 +106,35 @@ fn a_restarted_datanode_reports_its_replicas_again() {
     assert_eq!(live_replicas(&c), vec![3; 4]);
 
     c.stop_datanode(0).unwrap();
-    eventually(Duration::from_secs(30), "the NameNode to see the DataNode dead", || {
-        live_replicas(&c).iter().all(|&n| n == 2).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the NameNode to see the DataNode dead",
+        || live_replicas(&c).iter().all(|&n| n == 2).then_some(()),
+    );
     let mut back = Vec::new();
-    client.open("/kept").unwrap().read_to_end(&mut back).unwrap();
+    client
+        .open("/kept")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert!(back == content);
 
     c.restart_datanode(0).unwrap();
-    eventually(Duration::from_secs(30), "the restarted DataNode's block report", || {
-        live_replicas(&c).iter().all(|&n| n == 3).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the restarted DataNode's block report",
+        || live_replicas(&c).iter().all(|&n| n == 3).then_some(()),
+    );
 }
 
 #[test]
 fn a_corrupt_replica_is_never_returned_and_gets_reported() {
-    let c = cluster().datanodes(3).replication(3).block_size(1 << 20).start().unwrap();
+    let c = cluster()
+        .datanodes(3)
+        .replication(3)
+        .block_size(1 << 20)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let content = data(300_000, 10);
     let mut w = client.create("/precious", Default::default()).unwrap();
@@ -120,7 +153,11 @@ fn a_corrupt_replica_is_never_returned_and_gets_reported() {
     let mut reported = false;
     for _ in 0..30 {
         let mut back = Vec::new();
-        client.open("/precious").unwrap().read_to_end(&mut back).unwrap();
+        client
+            .open("/precious")
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back == content, "read returned corrupt data");
         let r = fsck(&c, "/precious");
         if r["corrupt_blocks"].as_u64().unwrap_or(0) > 0 {
@@ -128,7 +165,10 @@ fn a_corrupt_replica_is_never_returned_and_gets_reported() {
             break;
         }
     }
-    assert!(reported, "no read met a corrupt replica in 30 tries, or none was reported");
+    assert!(
+        reported,
+        "no read met a corrupt replica in 30 tries, or none was reported"
+    );
 }
 
 #[test]
@@ -144,7 +184,11 @@ fn garbage_on_the_wire_closes_only_that_connection() {
         &[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00],
         &[0, 0, 0, 2, 0x0a, 0x7f],
     ];
-    for target in [c.datanode_addr(0).to_string(), c.namenode_addr().to_string(), c.http_addr().to_string()] {
+    for target in [
+        c.datanode_addr(0).to_string(),
+        c.namenode_addr().to_string(),
+        c.http_addr().to_string(),
+    ] {
         for j in junk {
             if let Ok(mut s) = std::net::TcpStream::connect(&target) {
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -156,7 +200,11 @@ fn garbage_on_the_wire_closes_only_that_connection() {
         }
     }
     let mut s = String::new();
-    client.open("/still-fine").unwrap().read_to_string(&mut s).unwrap();
+    client
+        .open("/still-fine")
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "hello");
     let out = dfs_ok(&c, &["admin", "report", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -28,19 +28,30 @@ fn live_replicas(c: &MiniCluster, path: &str) -> Vec<u64> {
 }
 
 fn wait_fully_replicated(c: &MiniCluster, path: &str, r: u64, timeout: Duration) {
-    eventually(timeout, &format!("every block of {path} to have {r} live replicas"), || {
-        let live = live_replicas(c, path);
-        (!live.is_empty() && live.iter().all(|&n| n == r)).then_some(())
-    });
+    eventually(
+        timeout,
+        &format!("every block of {path} to have {r} live replicas"),
+        || {
+            let live = live_replicas(c, path);
+            (!live.is_empty() && live.iter().all(|&n| n == r)).then_some(())
+        },
+    );
 }
 
 fn index_of(c: &MiniCluster, addr: &str) -> usize {
-    (0..c.num_datanodes()).find(|&i| c.datanode_addr(i) == addr).unwrap()
+    (0..c.num_datanodes())
+        .find(|&i| c.datanode_addr(i) == addr)
+        .unwrap()
 }
 
 #[test]
 fn a_datanode_killed_mid_write_does_not_fail_the_write() {
-    let mut c = cluster().datanodes(4).replication(3).block_size(MIB as u64).start().unwrap();
+    let mut c = cluster()
+        .datanodes(4)
+        .replication(3)
+        .block_size(MIB as u64)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let content = data(5 * MIB + 4321, 31);
     let mut w = client.create("/survivor", Default::default()).unwrap();
@@ -54,7 +65,11 @@ fn a_datanode_killed_mid_write_does_not_fail_the_write() {
     w.close().unwrap();
 
     let mut back = Vec::new();
-    client.open("/survivor").unwrap().read_to_end(&mut back).unwrap();
+    client
+        .open("/survivor")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert!(back == content, "content differs after pipeline recovery");
     // The NameNode notices the dead DataNode and re-replicates onto the fourth.
     wait_fully_replicated(&c, "/survivor", 3, Duration::from_secs(60));
@@ -63,9 +78,16 @@ fn a_datanode_killed_mid_write_does_not_fail_the_write() {
 
 #[test]
 fn two_of_four_datanodes_dead_data_readable_and_healed_with_a_new_one() {
-    let mut c = cluster().datanodes(4).replication(3).block_size(256 * 1024).start().unwrap();
+    let mut c = cluster()
+        .datanodes(4)
+        .replication(3)
+        .block_size(256 * 1024)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
-    let files: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("/f{i}"), data(700_000 + i * 1000, 40 + i as u64))).collect();
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("/f{i}"), data(700_000 + i * 1000, 40 + i as u64)))
+        .collect();
     for (p, d) in &files {
         let mut w = client.create(p, Default::default()).unwrap();
         w.write_all(d).unwrap();
@@ -73,10 +95,15 @@ fn two_of_four_datanodes_dead_data_readable_and_healed_with_a_new_one() {
     }
     c.kill_datanode(0);
     c.kill_datanode(1);
-    eventually(Duration::from_secs(30), "the NameNode to declare two DataNodes dead", || {
-        let v: serde_json::Value = serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).ok()?;
-        (v["dead_datanodes"] == 2).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the NameNode to declare two DataNodes dead",
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).ok()?;
+            (v["dead_datanodes"] == 2).then_some(())
+        },
+    );
     for (p, d) in &files {
         let mut back = Vec::new();
         client.open(p).unwrap().read_to_end(&mut back).unwrap();
@@ -84,7 +111,8 @@ fn two_of_four_datanodes_dead_data_readable_and_healed_with_a_new_one() {
     }
     c.add_datanode().unwrap();
     wait_fully_replicated(&c, "/", 3, Duration::from_secs(60));
-    let report: serde_json::Value = serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).unwrap();
     assert_eq!(report["dead_datanodes"], 2, "{report}");
     assert_eq!(report["live_datanodes"], 3, "{report}");
 }
@@ -111,24 +139,46 @@ fn a_killed_writer_loses_its_lease_and_the_file_is_closed_consistently() {
     stdin.write_all(&content).unwrap();
     stdin.flush().unwrap();
     let client = c.client().unwrap();
-    eventually(Duration::from_secs(30), "the writer to reach its second block", || {
-        let locs = client.block_locations("/orphan", 0, u64::MAX).ok()?;
-        (locs.len() == 2).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the writer to reach its second block",
+        || {
+            let locs = client.block_locations("/orphan", 0, u64::MAX).ok()?;
+            (locs.len() == 2).then_some(())
+        },
+    );
     std::thread::sleep(Duration::from_millis(500));
     writer.kill().unwrap();
     writer.wait().unwrap();
     drop(stdin);
 
     // After the hard limit the NameNode recovers the lease and closes the file.
-    let st = eventually(Duration::from_secs(60), "lease recovery to close the file", || {
-        client.stat("/orphan").ok().filter(|s| !s.under_construction)
-    });
-    assert!(st.length >= MIB as u64 && st.length <= content.len() as u64, "length {}", st.length);
+    let st = eventually(
+        Duration::from_secs(60),
+        "lease recovery to close the file",
+        || {
+            client
+                .stat("/orphan")
+                .ok()
+                .filter(|s| !s.under_construction)
+        },
+    );
+    assert!(
+        st.length >= MIB as u64 && st.length <= content.len() as u64,
+        "length {}",
+        st.length
+    );
     let mut back = Vec::new();
-    client.open("/orphan").unwrap().read_to_end(&mut back).unwrap();
+    client
+        .open("/orphan")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert_eq!(back.len() as u64, st.length);
-    assert!(back[..] == content[..back.len()], "recovered data is not a prefix of what was written");
+    assert!(
+        back[..] == content[..back.len()],
+        "recovered data is not a prefix of what was written"
+    );
     wait_fully_replicated(&c, "/orphan", 3, Duration::from_secs(30));
 
     // The file can be appended to.
@@ -140,16 +190,25 @@ fn a_killed_writer_loses_its_lease_and_the_file_is_closed_consistently() {
 
 #[test]
 fn recover_lease_command_closes_an_abandoned_file() {
-    let c = cluster().datanodes(2).replication(2).block_size(MIB as u64).start().unwrap();
+    let c = cluster()
+        .datanodes(2)
+        .replication(2)
+        .block_size(MIB as u64)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let mut w = client.create("/abandoned", Default::default()).unwrap();
     w.write_all(&data(100_000, 51)).unwrap();
     w.hflush().unwrap();
     std::mem::forget(w); // a writer that will never close
-    eventually(Duration::from_secs(30), "recover-lease to close the file", || {
-        let out = dfs_ok(&c, &["admin", "recover-lease", "/abandoned"]);
-        out.contains("file is closed").then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "recover-lease to close the file",
+        || {
+            let out = dfs_ok(&c, &["admin", "recover-lease", "/abandoned"]);
+            out.contains("file is closed").then_some(())
+        },
+    );
     let st = client.stat("/abandoned").unwrap();
     assert!(!st.under_construction);
     assert_eq!(st.length, 100_000, "hflushed data survives recovery");
@@ -178,7 +237,12 @@ fn corrupt_truncated_and_checksumless_replicas_are_detected_and_healed() {
     bytes[12345] ^= 0xff;
     std::fs::write(f0, bytes).unwrap();
     let (_, f1) = &c.replica_files(blocks[1].block_id)[0];
-    std::fs::OpenOptions::new().write(true).open(f1).unwrap().set_len(1000).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(f1)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
     let (_, f2) = &c.replica_files(blocks[2].block_id)[0];
     let meta = std::fs::read_dir(f2.parent().unwrap())
         .unwrap()
@@ -193,27 +257,48 @@ fn corrupt_truncated_and_checksumless_replicas_are_detected_and_healed() {
 
     for _ in 0..3 {
         let mut back = Vec::new();
-        client.open("/victim").unwrap().read_to_end(&mut back).unwrap();
+        client
+            .open("/victim")
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back == content, "a read returned damaged data");
     }
     // Reads and the block scanner report the damage; fsck shows it, then healing clears it.
-    eventually(Duration::from_secs(60), "fsck to report damaged replicas", || {
-        let r = fsck(&c, "/victim");
-        (r["corrupt_blocks"].as_u64().unwrap() > 0 || r["under_replicated_blocks"].as_u64().unwrap() > 0).then_some(())
-    });
+    eventually(
+        Duration::from_secs(60),
+        "fsck to report damaged replicas",
+        || {
+            let r = fsck(&c, "/victim");
+            (r["corrupt_blocks"].as_u64().unwrap() > 0
+                || r["under_replicated_blocks"].as_u64().unwrap() > 0)
+                .then_some(())
+        },
+    );
     eventually(Duration::from_secs(60), "the damage to be healed", || {
         let r = fsck(&c, "/victim");
-        (r["status"] == "HEALTHY" && r["corrupt_blocks"] == 0 && r["under_replicated_blocks"] == 0).then_some(())
+        (r["status"] == "HEALTHY" && r["corrupt_blocks"] == 0 && r["under_replicated_blocks"] == 0)
+            .then_some(())
     });
     wait_fully_replicated(&c, "/victim", 3, Duration::from_secs(30));
     let mut back = Vec::new();
-    client.open("/victim").unwrap().read_to_end(&mut back).unwrap();
+    client
+        .open("/victim")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert!(back == content);
 }
 
 #[test]
 fn a_failed_volume_keeps_the_datanode_up_and_its_replicas_are_healed() {
-    let c = cluster().datanodes(3).volumes(2).replication(2).block_size(64 * 1024).start().unwrap();
+    let c = cluster()
+        .datanodes(3)
+        .volumes(2)
+        .replication(2)
+        .block_size(64 * 1024)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let content = data(2 * MIB, 70);
     let mut w = client.create("/spread", Default::default()).unwrap();
@@ -223,14 +308,27 @@ fn a_failed_volume_keeps_the_datanode_up_and_its_replicas_are_healed() {
     let vol = c.datanode_volumes(0)[0].clone();
     std::fs::remove_dir_all(&vol).unwrap();
     std::fs::write(&vol, b"not a directory any more").unwrap();
-    eventually(Duration::from_secs(30), "the DataNode to report a failed volume", || {
-        let v: serde_json::Value = serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).ok()?;
-        let dn = v["datanodes"].as_array()?.iter().find(|d| d["addr"] == c.datanode_addr(0))?.clone();
-        (dn["failed_volumes"] == 1 && dn["alive"] == true).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the DataNode to report a failed volume",
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).ok()?;
+            let dn = v["datanodes"]
+                .as_array()?
+                .iter()
+                .find(|d| d["addr"] == c.datanode_addr(0))?
+                .clone();
+            (dn["failed_volumes"] == 1 && dn["alive"] == true).then_some(())
+        },
+    );
     wait_fully_replicated(&c, "/spread", 2, Duration::from_secs(60));
     let mut back = Vec::new();
-    client.open("/spread").unwrap().read_to_end(&mut back).unwrap();
+    client
+        .open("/spread")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert!(back == content);
     // The DataNode still takes new blocks on its other volume.
     let mut w = client.create("/after", Default::default()).unwrap();
@@ -240,7 +338,12 @@ fn a_failed_volume_keeps_the_datanode_up_and_its_replicas_are_healed() {
 
 #[test]
 fn namenode_killed_repeatedly_under_a_concurrent_mix() {
-    let mut c = cluster().datanodes(3).replication(2).block_size(64 * 1024).start().unwrap();
+    let mut c = cluster()
+        .datanodes(3)
+        .replication(2)
+        .block_size(64 * 1024)
+        .start()
+        .unwrap();
     // Every acknowledged operation, replayed into the expected final state.
     let expected: Arc<Mutex<std::collections::BTreeMap<String, Option<Vec<u8>>>>> = Arc::default();
     // Paths whose operation was in flight at a kill: it may have happened, partly (an append's
@@ -250,8 +353,12 @@ fn namenode_killed_repeatedly_under_a_concurrent_mix() {
         let stop = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..3)
             .map(|t| {
-                let (stop, expected, uncertain, cfg) =
-                    (stop.clone(), expected.clone(), uncertain.clone(), c.client_config());
+                let (stop, expected, uncertain, cfg) = (
+                    stop.clone(),
+                    expected.clone(),
+                    uncertain.clone(),
+                    c.client_config(),
+                );
                 std::thread::spawn(move || {
                     let client = dfs_client::blocking::DfsClient::connect(cfg).unwrap();
                     let dir = format!("/mix/t{t}");
@@ -267,13 +374,16 @@ fn namenode_killed_repeatedly_under_a_concurrent_mix() {
                         let body = data(2000 + i * 13, (round * 1000 + t * 100 + i) as u64);
                         let ok = (|| -> Result<(), dfs_client::Error> {
                             let mut w = client.create(&p, Default::default())?;
-                            w.write_all(&body).map_err(|e| dfs_client::Error::Io(e))?;
+                            w.write_all(&body).map_err(dfs_client::Error::Io)?;
                             w.close()?;
-                            expected.lock().unwrap().insert(p.clone(), Some(body.clone()));
+                            expected
+                                .lock()
+                                .unwrap()
+                                .insert(p.clone(), Some(body.clone()));
                             match i % 3 {
                                 0 => {
                                     let mut w = client.append(&p)?;
-                                    w.write_all(b"+appended").map_err(|e| dfs_client::Error::Io(e))?;
+                                    w.write_all(b"+appended").map_err(dfs_client::Error::Io)?;
                                     w.close()?;
                                     let mut b = body.clone();
                                     b.extend_from_slice(b"+appended");
@@ -309,9 +419,13 @@ fn namenode_killed_repeatedly_under_a_concurrent_mix() {
         c.kill_namenode();
         stop.store(true, Ordering::Relaxed);
         let done: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
-        assert!(done > 0, "round {round}: no operation completed before the kill");
+        assert!(
+            done > 0,
+            "round {round}: no operation completed before the kill"
+        );
         c.restart_namenode().unwrap();
-        c.wait_for_live_datanodes(3, Duration::from_secs(30)).unwrap();
+        c.wait_for_live_datanodes(3, Duration::from_secs(30))
+            .unwrap();
     }
     // An operation in flight at a kill may or may not have happened; every acknowledged one must
     // have. So: every expected file exists with its content; files that exist but are not

@@ -12,7 +12,12 @@ const MIB: usize = 1 << 20;
 
 #[test]
 fn multi_block_file_is_replicated_three_times_and_reads_back_bit_exact() {
-    let c = cluster().datanodes(3).block_size(MIB as u64).replication(3).start().unwrap();
+    let c = cluster()
+        .datanodes(3)
+        .block_size(MIB as u64)
+        .replication(3)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let content = data(5 * MIB + MIB / 2 + 123, 1);
     let opts = CreateOptions {
@@ -26,7 +31,11 @@ fn multi_block_file_is_replicated_three_times_and_reads_back_bit_exact() {
     w.close().unwrap();
 
     let mut back = Vec::new();
-    client.open("/big/file.bin").unwrap().read_to_end(&mut back).unwrap();
+    client
+        .open("/big/file.bin")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert_eq!(back.len(), content.len());
     assert!(back == content, "content differs");
 
@@ -34,7 +43,9 @@ fn multi_block_file_is_replicated_three_times_and_reads_back_bit_exact() {
     assert_eq!(st.length, content.len() as u64);
     assert_eq!(st.replication, 3);
 
-    let locs = client.block_locations("/big/file.bin", 0, u64::MAX).unwrap();
+    let locs = client
+        .block_locations("/big/file.bin", 0, u64::MAX)
+        .unwrap();
     assert_eq!(locs.len(), 6, "5.5 MiB in 1 MiB blocks");
     for (i, b) in locs.iter().enumerate() {
         assert_eq!(b.offset, (i * MIB) as u64);
@@ -59,7 +70,12 @@ fn multi_block_file_is_replicated_three_times_and_reads_back_bit_exact() {
 
 #[test]
 fn seek_and_partial_reads_cross_block_boundaries() {
-    let c = cluster().datanodes(2).block_size(MIB as u64).replication(2).start().unwrap();
+    let c = cluster()
+        .datanodes(2)
+        .block_size(MIB as u64)
+        .replication(2)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let content = data(3 * MIB + 7, 2);
     let mut w = client.create("/seek.bin", Default::default()).unwrap();
@@ -80,7 +96,11 @@ fn seek_and_partial_reads_cross_block_boundaries() {
 
 #[test]
 fn append_to_a_closed_file() {
-    let c = cluster().datanodes(3).block_size(MIB as u64).start().unwrap();
+    let c = cluster()
+        .datanodes(3)
+        .block_size(MIB as u64)
+        .start()
+        .unwrap();
     let client = c.client().unwrap();
     let a = data(1000, 3);
     let b = data(2 * MIB + 77, 4);
@@ -96,7 +116,12 @@ fn append_to_a_closed_file() {
     let expected: Vec<u8> = [a, b, d].concat();
     let mut back = Vec::new();
     client.open("/log").unwrap().read_to_end(&mut back).unwrap();
-    assert!(back == expected, "appended content differs ({} vs {} bytes)", back.len(), expected.len());
+    assert!(
+        back == expected,
+        "appended content differs ({} vs {} bytes)",
+        back.len(),
+        expected.len()
+    );
     assert_eq!(client.stat("/log").unwrap().length, expected.len() as u64);
     let report = fsck(&c, "/log");
     assert_eq!(report["status"], "HEALTHY", "{report}");
@@ -105,7 +130,11 @@ fn append_to_a_closed_file() {
 
 #[test]
 fn hflushed_data_is_visible_to_a_concurrent_reader() {
-    let c = cluster().datanodes(3).block_size(MIB as u64).start().unwrap();
+    let c = cluster()
+        .datanodes(3)
+        .block_size(MIB as u64)
+        .start()
+        .unwrap();
     let writer_client = c.client().unwrap();
     let reader_client = c.client().unwrap();
     let first = data(100_000, 6);
@@ -114,19 +143,35 @@ fn hflushed_data_is_visible_to_a_concurrent_reader() {
     w.hflush().unwrap();
 
     let mut seen = Vec::new();
-    reader_client.open("/live").unwrap().read_to_end(&mut seen).unwrap();
-    assert!(seen == first, "reader saw {} bytes, expected the 100000 hflushed", seen.len());
+    reader_client
+        .open("/live")
+        .unwrap()
+        .read_to_end(&mut seen)
+        .unwrap();
+    assert!(
+        seen == first,
+        "reader saw {} bytes, expected the 100000 hflushed",
+        seen.len()
+    );
 
     // More data, crossing a block boundary, then hsync.
     let second = data(MIB + 5, 7);
     w.write_all(&second).unwrap();
     w.hsync().unwrap();
     let mut seen = Vec::new();
-    reader_client.open("/live").unwrap().read_to_end(&mut seen).unwrap();
+    reader_client
+        .open("/live")
+        .unwrap()
+        .read_to_end(&mut seen)
+        .unwrap();
     assert_eq!(seen.len(), first.len() + second.len());
     w.close().unwrap();
     let mut all = Vec::new();
-    reader_client.open("/live").unwrap().read_to_end(&mut all).unwrap();
+    reader_client
+        .open("/live")
+        .unwrap()
+        .read_to_end(&mut all)
+        .unwrap();
     assert!(all == [first, second].concat());
 }
 
@@ -148,7 +193,10 @@ fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
         Err(e) => panic!("expected a lease conflict, got {e}"),
         Ok(_) => panic!("second writer was allowed to overwrite"),
     }
-    assert!(matches!(second.append("/owned"), Err(Error::LeaseConflict(_))));
+    assert!(matches!(
+        second.append("/owned"),
+        Err(Error::LeaseConflict(_))
+    ));
     let stderr = dfs_err(&c, &["append", "/dev/null", "/owned"]);
     assert!(stderr.starts_with("dfs: "), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
@@ -159,7 +207,11 @@ fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
     w2.write_all(b" and yours").unwrap();
     w2.close().unwrap();
     let mut s = String::new();
-    first.open("/owned").unwrap().read_to_string(&mut s).unwrap();
+    first
+        .open("/owned")
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "mine and yours");
 }
 
@@ -167,10 +219,17 @@ fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
 fn empty_and_tiny_files() {
     let c = cluster().datanodes(1).replication(1).start().unwrap();
     let client = c.client().unwrap();
-    client.create("/empty", Default::default()).unwrap().close().unwrap();
+    client
+        .create("/empty", Default::default())
+        .unwrap()
+        .close()
+        .unwrap();
     assert_eq!(client.stat("/empty").unwrap().length, 0);
     let mut v = Vec::new();
-    assert_eq!(client.open("/empty").unwrap().read_to_end(&mut v).unwrap(), 0);
+    assert_eq!(
+        client.open("/empty").unwrap().read_to_end(&mut v).unwrap(),
+        0
+    );
     let mut w = client.create("/one", Default::default()).unwrap();
     w.write_all(b"x").unwrap();
     w.close().unwrap();

@@ -96,8 +96,14 @@ impl DfsClient {
     pub fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
         self.rt.block_on(self.inner.delete(path, recursive))
     }
-    pub fn block_locations(&self, path: &str, offset: u64, length: u64) -> Result<Vec<BlockLocation>> {
-        self.rt.block_on(self.inner.block_locations(path, offset, length))
+    pub fn block_locations(
+        &self,
+        path: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<BlockLocation>> {
+        self.rt
+            .block_on(self.inner.block_locations(path, offset, length))
     }
     pub fn fsck(&self, path: &str) -> Result<FsckReport> {
         self.rt.block_on(self.inner.fsck(path))
@@ -172,7 +178,8 @@ impl io::Seek for FileReader {
             SeekFrom::End(d) => self.inner.len().checked_add_signed(d),
             SeekFrom::Current(d) => self.inner.position().checked_add_signed(d),
         };
-        let target = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        let target = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         self.inner.seek(target);
         Ok(target)
     }

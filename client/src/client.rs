@@ -124,10 +124,16 @@ impl DfsClient {
 
     /// Creates a directory; with `create_parent`, missing parents too and no error if it exists.
     pub async fn mkdirs(&self, path: &str, create_parent: bool) -> Result<()> {
-        self.mkdirs_with_permission(path, 0o777 & !self.inner.cfg.umask, create_parent).await
+        self.mkdirs_with_permission(path, 0o777 & !self.inner.cfg.umask, create_parent)
+            .await
     }
 
-    pub async fn mkdirs_with_permission(&self, path: &str, permission: u32, create_parent: bool) -> Result<()> {
+    pub async fn mkdirs_with_permission(
+        &self,
+        path: &str,
+        permission: u32,
+        create_parent: bool,
+    ) -> Result<()> {
         let req = pb::MkdirsRequest {
             path: Self::path(path)?,
             permission,
@@ -195,8 +201,12 @@ impl DfsClient {
 
     /// Metadata of `path`, `None` if it does not exist.
     pub async fn try_stat(&self, path: &str) -> Result<Option<FileStatus>> {
-        let req = pb::GetFileInfoRequest { path: Self::path(path)? };
-        Ok(call!(self.inner.nn, get_file_info, req)?.status.map(FileStatus::from))
+        let req = pb::GetFileInfoRequest {
+            path: Self::path(path)?,
+        };
+        Ok(call!(self.inner.nn, get_file_info, req)?
+            .status
+            .map(FileStatus::from))
     }
 
     pub async fn exists(&self, path: &str) -> Result<bool> {
@@ -205,7 +215,12 @@ impl DfsClient {
 
     /// One page of a directory listing (entries sorted by name, after `start_after`); a file
     /// lists as itself. `limit` 0 takes the NameNode's page size.
-    pub async fn list_page(&self, path: &str, start_after: &str, limit: u32) -> Result<ListingPage> {
+    pub async fn list_page(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<ListingPage> {
         let req = pb::GetListingRequest {
             path: Self::path(path)?,
             start_after: start_after.to_string(),
@@ -276,7 +291,12 @@ impl DfsClient {
     }
 
     /// Changes owner and/or group (`None` keeps the current one).
-    pub async fn set_owner(&self, path: &str, owner: Option<&str>, group: Option<&str>) -> Result<()> {
+    pub async fn set_owner(
+        &self,
+        path: &str,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<()> {
         let req = pb::SetOwnerRequest {
             path: Self::path(path)?,
             owner: owner.unwrap_or_default().to_string(),
@@ -286,7 +306,12 @@ impl DfsClient {
         Ok(())
     }
 
-    pub async fn set_times(&self, path: &str, mtime_ms: Option<u64>, atime_ms: Option<u64>) -> Result<()> {
+    pub async fn set_times(
+        &self,
+        path: &str,
+        mtime_ms: Option<u64>,
+        atime_ms: Option<u64>,
+    ) -> Result<()> {
         let req = pb::SetTimesRequest {
             path: Self::path(path)?,
             mtime_ms,
@@ -308,7 +333,9 @@ impl DfsClient {
     }
 
     pub async fn content_summary(&self, path: &str) -> Result<ContentSummary> {
-        let req = pb::GetContentSummaryRequest { path: Self::path(path)? };
+        let req = pb::GetContentSummaryRequest {
+            path: Self::path(path)?,
+        };
         Ok(call!(self.inner.nn, get_content_summary, req)?
             .summary
             .unwrap_or_default()
@@ -316,7 +343,12 @@ impl DfsClient {
     }
 
     /// Where the blocks overlapping `[offset, offset + length)` live.
-    pub async fn block_locations(&self, path: &str, offset: u64, length: u64) -> Result<Vec<BlockLocation>> {
+    pub async fn block_locations(
+        &self,
+        path: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<BlockLocation>> {
         let req = pb::GetBlockLocationsRequest {
             path: Self::path(path)?,
             offset,
@@ -357,13 +389,13 @@ impl DfsClient {
     }
 
     async fn block_checksum(&self, path: &str, lb: &pb::LocatedBlock) -> Result<u32> {
-        let block = lb.block.clone().unwrap_or_default();
+        let block = lb.block.unwrap_or_default();
         let mut reasons = Vec::new();
         for dn in lb.locations.iter().filter_map(|l| l.id.as_ref()) {
-            let op = Op::BlockChecksum(pb::BlockChecksumOp {
-                block: Some(block.clone()),
-            });
-            match Conn::open::<pb::BlockChecksumResponse>(dn, op, self.inner.cfg.socket_timeout).await {
+            let op = Op::BlockChecksum(pb::BlockChecksumOp { block: Some(block) });
+            match Conn::open::<pb::BlockChecksumResponse>(dn, op, self.inner.cfg.socket_timeout)
+                .await
+            {
                 Ok((_, r)) => match datanode::check(r.status, &r.message, dn) {
                     Ok(()) => return Ok(r.crc_of_crcs),
                     Err(e) => reasons.push(e),
@@ -387,12 +419,18 @@ impl DfsClient {
     }
 
     pub async fn datanode_report(&self) -> Result<Vec<DatanodeReport>> {
-        let r = call!(self.inner.nn, get_datanode_report, pb::GetDatanodeReportRequest {})?;
+        let r = call!(
+            self.inner.nn,
+            get_datanode_report,
+            pb::GetDatanodeReportRequest {}
+        )?;
         Ok(r.datanodes.into_iter().map(DatanodeReport::from).collect())
     }
 
     pub async fn fsck(&self, path: &str) -> Result<FsckReport> {
-        let req = pb::FsckRequest { path: Self::path(path)? };
+        let req = pb::FsckRequest {
+            path: Self::path(path)?,
+        };
         Ok(call!(self.inner.nn, fsck, req)?.into())
     }
 
@@ -403,7 +441,13 @@ impl DfsClient {
             SafeModeAction::Enter => pb::SafeModeAction::SafemodeEnter,
             SafeModeAction::Leave => pb::SafeModeAction::SafemodeLeave,
         };
-        let r = call!(self.inner.nn, safe_mode, pb::SafeModeRequest { action: action as i32 })?;
+        let r = call!(
+            self.inner.nn,
+            safe_mode,
+            pb::SafeModeRequest {
+                action: action as i32
+            }
+        )?;
         Ok((r.on, r.status))
     }
 
@@ -463,6 +507,10 @@ async fn local_ip_towards(addr: &str, timeout: std::time::Duration) -> Result<St
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }

@@ -50,7 +50,10 @@ impl Conn {
 }
 
 pub(crate) fn timed_out(addr: &str, what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("DataNode {addr}: {what} timed out"))
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("DataNode {addr}: {what} timed out"),
+    )
 }
 
 pub(crate) fn to_io(e: dfs_proto::WireError) -> std::io::Error {
@@ -61,7 +64,11 @@ pub(crate) fn to_io(e: dfs_proto::WireError) -> std::io::Error {
 }
 
 /// "SUCCESS" or the DataNode's message for a failed op.
-pub(crate) fn check(status: i32, message: &str, dn: &pb::DatanodeId) -> std::result::Result<(), String> {
+pub(crate) fn check(
+    status: i32,
+    message: &str,
+    dn: &pb::DatanodeId,
+) -> std::result::Result<(), String> {
     if status == pb::Status::Success as i32 {
         return Ok(());
     }

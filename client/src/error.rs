@@ -97,12 +97,12 @@ impl Error {
             Some(ErrorKind::InvalidRename) => Error::InvalidRename(msg),
             Some(_) => Error::Namenode(msg),
             None => match status.code() {
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                    Error::Unavailable {
-                        addr: addr.to_string(),
-                        reason: transport_reason(&status),
-                    }
-                }
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled => Error::Unavailable {
+                    addr: addr.to_string(),
+                    reason: transport_reason(&status),
+                },
                 _ => Error::Namenode(msg),
             },
         }

@@ -23,7 +23,11 @@ pub(crate) struct Namenode {
 }
 
 impl Namenode {
-    pub(crate) async fn connect(addr: &str, user: &UserInfo, timeout: Duration) -> Result<Namenode> {
+    pub(crate) async fn connect(
+        addr: &str,
+        user: &UserInfo,
+        timeout: Duration,
+    ) -> Result<Namenode> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Error::InvalidArgument(format!("bad NameNode address {addr:?}: {e}")))?
             .connect_timeout(timeout)

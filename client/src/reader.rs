@@ -83,7 +83,10 @@ impl FileReader {
                     Err(reason) => {
                         if refetches < REFETCH_ATTEMPTS {
                             refetches += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(refetches))).await;
+                            tokio::time::sleep(std::time::Duration::from_millis(
+                                200 * u64::from(refetches),
+                            ))
+                            .await;
                             self.failed.clear();
                             self.fetch_locations().await?;
                             continue;
@@ -96,8 +99,17 @@ impl FileReader {
                     }
                 }
             }
-            let Some(cur) = self.current.as_mut() else { continue };
-            match cur.read(buf, self.inner.cfg.bytes_per_checksum, self.inner.cfg.socket_timeout).await {
+            let Some(cur) = self.current.as_mut() else {
+                continue;
+            };
+            match cur
+                .read(
+                    buf,
+                    self.inner.cfg.bytes_per_checksum,
+                    self.inner.cfg.socket_timeout,
+                )
+                .await
+            {
                 Ok(0) => {
                     // This block is done; move on to the next one.
                     self.current = None;
@@ -171,20 +183,24 @@ impl FileReader {
         let Some(last) = self.blocks.last_mut() else {
             return Ok(self.len);
         };
-        let block = last.block.clone().unwrap_or_default();
+        let block = last.block.unwrap_or_default();
         let mut errors = Vec::new();
         for dn in last.locations.iter().filter_map(|l| l.id.as_ref()) {
-            let op = Op::ReplicaLength(pb::ReplicaLengthOp {
-                block: Some(block.clone()),
-            });
-            match Conn::open::<pb::ReplicaLengthResponse>(dn, op, self.inner.cfg.socket_timeout).await {
+            let op = Op::ReplicaLength(pb::ReplicaLengthOp { block: Some(block) });
+            match Conn::open::<pb::ReplicaLengthResponse>(dn, op, self.inner.cfg.socket_timeout)
+                .await
+            {
                 Ok((_, r)) if r.status == pb::Status::Success as i32 => {
                     if let Some(b) = last.block.as_mut() {
                         b.num_bytes = r.visible_length;
                     }
                     return Ok(last.offset + r.visible_length);
                 }
-                Ok((_, r)) => errors.push(datanode::check(r.status, &r.message, dn).err().unwrap_or_default()),
+                Ok((_, r)) => errors.push(
+                    datanode::check(r.status, &r.message, dn)
+                        .err()
+                        .unwrap_or_default(),
+                ),
                 Err(e) => errors.push(format!("{}: {e}", datanode::addr(dn))),
             }
         }
@@ -198,7 +214,10 @@ impl FileReader {
         Err(Error::BlockMissing {
             path: self.path.clone(),
             offset: last.offset,
-            reason: format!("no replica of the block being written answered: {}", errors.join("; ")),
+            reason: format!(
+                "no replica of the block being written answered: {}",
+                errors.join("; ")
+            ),
         })
     }
 
@@ -206,14 +225,12 @@ impl FileReader {
     /// with the reasons when every replica failed.
     async fn open_block_reader(&mut self) -> std::result::Result<Option<BlockReader>, String> {
         let pos = self.pos;
-        let Some(lb) = self
-            .blocks
-            .iter()
-            .find(|b| pos >= b.offset && pos < b.offset + b.block.as_ref().map_or(0, |x| x.num_bytes))
-        else {
+        let Some(lb) = self.blocks.iter().find(|b| {
+            pos >= b.offset && pos < b.offset + b.block.as_ref().map_or(0, |x| x.num_bytes)
+        }) else {
             return Ok(None);
         };
-        let block = lb.block.clone().unwrap_or_default();
+        let block = lb.block.unwrap_or_default();
         let mut reasons = Vec::new();
         for dn in lb.locations.iter().filter_map(|l| l.id.as_ref()) {
             if self.failed.contains(&(block.block_id, dn.uuid.clone())) {
@@ -230,7 +247,10 @@ impl FileReader {
             }
         }
         if reasons.is_empty() {
-            reasons.push(format!("no usable replica of block {} is known", block.block_id));
+            reasons.push(format!(
+                "no usable replica of block {} is known",
+                block.block_id
+            ));
         }
         Err(reasons.join("; "))
     }
@@ -240,7 +260,7 @@ impl FileReader {
     async fn report_bad(&self, r: &BlockReader) {
         let req = pb::ReportBadBlocksRequest {
             blocks: vec![pb::LocatedBlock {
-                block: Some(r.block.clone()),
+                block: Some(r.block),
                 offset: r.block_start,
                 locations: vec![pb::DatanodeInfo {
                     id: Some(r.node.clone()),
@@ -285,7 +305,7 @@ impl BlockReader {
         offset: u64,
     ) -> std::result::Result<BlockReader, String> {
         let op = Op::ReadBlock(pb::ReadBlockOp {
-            block: Some(block.clone()),
+            block: Some(*block),
             offset,
             length: block.num_bytes - offset,
             client_name: inner.client_name.clone(),
@@ -304,7 +324,7 @@ impl BlockReader {
         }
         Ok(BlockReader {
             node: dn.clone(),
-            block: block.clone(),
+            block: *block,
             block_start,
             conn,
             pending: Bytes::new(),
@@ -335,15 +355,21 @@ impl BlockReader {
             if self.done || self.next >= self.end {
                 return Ok(0);
             }
-            let packet = tokio::time::timeout(timeout, read_packet(&mut self.conn.reader, bytes_per_checksum))
-                .await
-                .map_err(|_| fail(format!("read stalled for {timeout:?}"), false))?
-                .map_err(|e| fail(format!("reading block {}: {e}", self.block.block_id), false))?;
+            let packet = tokio::time::timeout(
+                timeout,
+                read_packet(&mut self.conn.reader, bytes_per_checksum),
+            )
+            .await
+            .map_err(|_| fail(format!("read stalled for {timeout:?}"), false))?
+            .map_err(|e| fail(format!("reading block {}: {e}", self.block.block_id), false))?;
             if packet.header.last_packet {
                 self.done = true;
                 if self.next < self.end {
                     return Err(fail(
-                        format!("block {} ended at {} of {} bytes", self.block.block_id, self.next, self.end),
+                        format!(
+                            "block {} ended at {} of {} bytes",
+                            self.block.block_id, self.next, self.end
+                        ),
                         false,
                     ));
                 }

@@ -110,13 +110,16 @@ pub struct BlockLocation {
 
 impl From<&pb::LocatedBlock> for BlockLocation {
     fn from(b: &pb::LocatedBlock) -> Self {
-        let block = b.block.clone().unwrap_or_default();
+        let block = b.block.unwrap_or_default();
         let ids: Vec<pb::DatanodeId> = b.locations.iter().filter_map(|l| l.id.clone()).collect();
         BlockLocation {
             offset: b.offset,
             length: block.num_bytes,
             block_id: block.block_id,
-            datanodes: ids.iter().map(|d| format!("{}:{}", d.host, d.xfer_port)).collect(),
+            datanodes: ids
+                .iter()
+                .map(|d| format!("{}:{}", d.host, d.xfer_port))
+                .collect(),
             hosts: ids.iter().map(|d| d.host.clone()).collect(),
             corrupt: b.corrupt,
         }

@@ -49,7 +49,11 @@ pub fn user_name(uid: u32) -> Option<String> {
         return None;
     }
     // SAFETY: getpwuid_r succeeded, so pw_name points to a NUL-terminated string in `buf`.
-    Some(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 pub fn group_name(gid: u32) -> Option<String> {
@@ -62,7 +66,11 @@ pub fn group_name(gid: u32) -> Option<String> {
         return None;
     }
     // SAFETY: getgrgid_r succeeded, so gr_name points into `buf`.
-    Some(unsafe { CStr::from_ptr(grp.gr_name) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(grp.gr_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// Numeric ids of the named user, for mapping dfs owners back to local ids (FUSE).
@@ -72,7 +80,15 @@ pub fn user_id(name: &str) -> Option<u32> {
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: as in user_name.
-    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) };
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
     (rc == 0 && !out.is_null()).then_some(pwd.pw_uid)
 }
 
@@ -83,7 +99,15 @@ pub fn group_id(name: &str) -> Option<u32> {
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::group = std::ptr::null_mut();
     // SAFETY: as in user_name.
-    let rc = unsafe { libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
     (rc == 0 && !out.is_null()).then_some(grp.gr_gid)
 }
 

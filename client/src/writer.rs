@@ -81,7 +81,8 @@ impl FileWriter {
             match BlockStream::setup(&w.inner, &w.path, &lb, pb::Stage::Append, len).await {
                 Ok(s) => w.block = Some(s),
                 Err(e) => {
-                    let reason = format!("could not reopen the last block for append: {}", e.reason);
+                    let reason =
+                        format!("could not reopen the last block for append: {}", e.reason);
                     return Err(w.fail(reason));
                 }
             }
@@ -158,7 +159,9 @@ impl FileWriter {
     pub async fn close(&mut self) -> Result<()> {
         match &self.state {
             State::Closed => return Ok(()),
-            State::Failed(why) => return Err(Error::Closed(format!(": an earlier write failed: {why}"))),
+            State::Failed(why) => {
+                return Err(Error::Closed(format!(": an earlier write failed: {why}")))
+            }
             State::Open => {}
         }
         let result = self.finish().await;
@@ -189,7 +192,7 @@ impl FileWriter {
             let req = pb::CompleteRequest {
                 path: self.path.clone(),
                 client_name: self.inner.client_name.clone(),
-                last: self.previous.clone(),
+                last: self.previous,
                 file_id: self.file_id,
             };
             if call!(self.inner.nn, complete, req)?.completed {
@@ -250,7 +253,13 @@ impl FileWriter {
             return Err(Error::Closed(": no block is open".into()));
         };
         let data = self.buf.split().freeze();
-        let packet = Packet::new(b.seqno, b.sent, data, self.inner.cfg.bytes_per_checksum, sync);
+        let packet = Packet::new(
+            b.seqno,
+            b.sent,
+            data,
+            self.inner.cfg.bytes_per_checksum,
+            sync,
+        );
         if let Err(reason) = b.send(packet).await {
             return Err(self.fail(reason));
         }
@@ -279,7 +288,7 @@ impl FileWriter {
             let req = pb::AddBlockRequest {
                 path: self.path.clone(),
                 client_name: self.inner.client_name.clone(),
-                previous: self.previous.clone(),
+                previous: self.previous,
                 exclude_nodes: exclude.clone(),
                 file_id: self.file_id,
                 client_host: self.inner.client_host.clone(),
@@ -297,7 +306,7 @@ impl FileWriter {
                     let abandon = pb::AbandonBlockRequest {
                         path: self.path.clone(),
                         client_name: self.inner.client_name.clone(),
-                        block: lb.block.clone(),
+                        block: lb.block,
                         file_id: self.file_id,
                     };
                     call!(self.inner.nn, abandon_block, abandon)?;
@@ -373,7 +382,7 @@ impl BlockStream {
         stage: pb::Stage,
         min_bytes_rcvd: u64,
     ) -> std::result::Result<BlockStream, SetupError> {
-        let block = lb.block.clone().unwrap_or_default();
+        let block = lb.block.unwrap_or_default();
         let nodes: Vec<pb::DatanodeId> = lb.locations.iter().filter_map(|l| l.id.clone()).collect();
         let conn = connect(inner, &block, &nodes, stage, min_bytes_rcvd).await?;
         let acks = Arc::new(Acks {
@@ -423,14 +432,19 @@ impl BlockStream {
     async fn write(&mut self, packets: &[Packet]) -> std::result::Result<(), String> {
         let io = async {
             for p in packets {
-                write_packet(&mut self.writer, p).await.map_err(datanode::to_io)?;
+                write_packet(&mut self.writer, p)
+                    .await
+                    .map_err(datanode::to_io)?;
             }
             self.writer.flush().await
         };
         match tokio::time::timeout(self.timeout, io).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("sending to the pipeline: {e}")),
-            Err(_) => Err(format!("sending to the pipeline stalled for {:?}", self.timeout)),
+            Err(_) => Err(format!(
+                "sending to the pipeline stalled for {:?}",
+                self.timeout
+            )),
         }
     }
 
@@ -438,7 +452,10 @@ impl BlockStream {
     /// reports its downstream in the ack); without that, blames the first.
     async fn diagnose(&mut self, reason: String) -> Failure {
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.ack_task).await;
-        self.state().error.clone().unwrap_or(Failure { reason, bad: Some(0) })
+        self.state().error.clone().unwrap_or(Failure {
+            reason,
+            bad: Some(0),
+        })
     }
 
     async fn wait_all_acked(&mut self) -> std::result::Result<(), String> {
@@ -450,7 +467,10 @@ impl BlockStream {
 
     /// Waits until `ready` holds for the ack state, failing on a pipeline error or when no ack
     /// arrives for `timeout`.
-    async fn wait_until(&self, ready: impl Fn(&AckState) -> bool) -> std::result::Result<(), Failure> {
+    async fn wait_until(
+        &self,
+        ready: impl Fn(&AckState) -> bool,
+    ) -> std::result::Result<(), Failure> {
         loop {
             let notified = self.acks.changed.notified();
             tokio::pin!(notified);
@@ -478,7 +498,10 @@ impl BlockStream {
     async fn recover(&mut self, mut failure: Failure) -> std::result::Result<(), String> {
         loop {
             if self.nodes.is_empty() {
-                return Err(format!("every DataNode of the pipeline failed; last: {}", failure.reason));
+                return Err(format!(
+                    "every DataNode of the pipeline failed; last: {}",
+                    failure.reason
+                ));
             }
             let bad = failure.bad.unwrap_or(0).min(self.nodes.len() - 1);
             let lost = self.nodes.remove(bad);
@@ -491,7 +514,10 @@ impl BlockStream {
                 self.nodes.len()
             );
             if self.nodes.is_empty() {
-                return Err(format!("every DataNode of the pipeline failed; last: {}", failure.reason));
+                return Err(format!(
+                    "every DataNode of the pipeline failed; last: {}",
+                    failure.reason
+                ));
             }
             self.ack_task.abort();
             let acked = self
@@ -501,18 +527,26 @@ impl BlockStream {
                 .map_or(self.sent, |p| p.header.offset_in_block);
             let nn_err = |e: Error| format!("pipeline recovery: {e}");
             let req = pb::UpdateBlockForPipelineRequest {
-                block: Some(self.block.clone()),
+                block: Some(self.block),
                 client_name: self.inner.client_name.clone(),
             };
             let stamped = call!(self.inner.nn, update_block_for_pipeline, req).map_err(nn_err)?;
-            let mut new_block = self.block.clone();
+            let mut new_block = self.block;
             new_block.generation_stamp = stamped
                 .block
                 .and_then(|b| b.block)
                 .map(|b| b.generation_stamp)
                 .ok_or("pipeline recovery: the NameNode returned no generation stamp")?;
             new_block.num_bytes = acked;
-            let conn = match connect(&self.inner, &new_block, &self.nodes, pb::Stage::Recovery, acked).await {
+            let conn = match connect(
+                &self.inner,
+                &new_block,
+                &self.nodes,
+                pb::Stage::Recovery,
+                acked,
+            )
+            .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     failure = Failure {
@@ -522,12 +556,12 @@ impl BlockStream {
                     continue;
                 }
             };
-            let mut old_block = self.block.clone();
+            let mut old_block = self.block;
             old_block.num_bytes = acked;
             let req = pb::UpdatePipelineRequest {
                 client_name: self.inner.client_name.clone(),
                 old_block: Some(old_block),
-                new_block: Some(new_block.clone()),
+                new_block: Some(new_block),
                 new_nodes: self.nodes.clone(),
             };
             call!(self.inner.nn, update_pipeline, req).map_err(nn_err)?;
@@ -539,7 +573,11 @@ impl BlockStream {
                 s.error = None;
                 s.unacked.iter().cloned().collect()
             };
-            self.ack_task = tokio::spawn(read_acks(conn.reader, self.acks.clone(), self.nodes.clone()));
+            self.ack_task = tokio::spawn(read_acks(
+                conn.reader,
+                self.acks.clone(),
+                self.nodes.clone(),
+            ));
             match self.write(&resend).await {
                 Ok(()) => return Ok(()),
                 Err(reason) => failure = self.diagnose(reason).await,
@@ -552,7 +590,7 @@ impl BlockStream {
         let last = Packet::last(self.seqno, self.sent, false);
         self.send(last).await?;
         self.wait_all_acked().await?;
-        let mut block = self.block.clone();
+        let mut block = self.block;
         block.num_bytes = self.sent;
         Ok(block)
     }
@@ -593,7 +631,7 @@ async fn connect(
         bad: i,
     };
     let op = Op::WriteBlock(pb::WriteBlockOp {
-        block: Some(block.clone()),
+        block: Some(*block),
         targets: nodes[1..].to_vec(),
         stage: stage as i32,
         min_bytes_rcvd,
@@ -606,7 +644,9 @@ async fn connect(
     if let Err(reason) = datanode::check(reply.status, &reply.message, first) {
         let bad = nodes
             .iter()
-            .position(|n| !reply.first_bad_link.is_empty() && datanode::addr(n) == reply.first_bad_link)
+            .position(|n| {
+                !reply.first_bad_link.is_empty() && datanode::addr(n) == reply.first_bad_link
+            })
             .unwrap_or(0);
         return Err(blame(bad, reason));
     }
@@ -615,7 +655,11 @@ async fn connect(
 
 /// Reads acks in order, releasing acknowledged packets; the first failure is recorded for the
 /// sender (with the DataNode it names) and ends the task.
-async fn read_acks(mut reader: BufReader<OwnedReadHalf>, acks: Arc<Acks>, nodes: Vec<pb::DatanodeId>) {
+async fn read_acks(
+    mut reader: BufReader<OwnedReadHalf>,
+    acks: Arc<Acks>,
+    nodes: Vec<pb::DatanodeId>,
+) {
     loop {
         let result = read_frame::<_, pb::PipelineAck>(&mut reader).await;
         let mut s = acks.state.lock().expect("ack state poisoned");
@@ -626,13 +670,18 @@ async fn read_acks(mut reader: BufReader<OwnedReadHalf>, acks: Arc<Acks>, nodes:
             }),
             Ok(ack) => match s.unacked.front() {
                 Some(p) if p.header.seqno == ack.seqno => {
-                    match ack.replies.iter().position(|r| *r != pb::Status::Success as i32) {
+                    match ack
+                        .replies
+                        .iter()
+                        .position(|r| *r != pb::Status::Success as i32)
+                    {
                         Some(i) => Err(Failure {
                             reason: format!(
                                 "DataNode {} failed packet {}: {} {}",
                                 nodes.get(i).map(datanode::addr).unwrap_or_default(),
                                 ack.seqno,
-                                pb::Status::try_from(ack.replies[i]).map_or("UNKNOWN", |s| s.as_str_name()),
+                                pb::Status::try_from(ack.replies[i])
+                                    .map_or("UNKNOWN", |s| s.as_str_name()),
                                 ack.message
                             ),
                             bad: Some(i),
@@ -665,5 +714,9 @@ async fn read_acks(mut reader: BufReader<OwnedReadHalf>, acks: Arc<Acks>, nodes:
 }
 
 fn addr_list(nodes: &[pb::DatanodeId]) -> String {
-    nodes.iter().map(datanode::addr).collect::<Vec<_>>().join(" → ")
+    nodes
+        .iter()
+        .map(datanode::addr)
+        .collect::<Vec<_>>()
+        .join(" → ")
 }

@@ -40,7 +40,13 @@ pub async fn run(config: &Config, namenode: &str, args: BenchArgs) -> Result<()>
         let client = client.clone();
         let path = format!("{}/file_{i}", args.dir);
         let write = args.mode == "write";
-        tasks.spawn(async move { if write { write_file(&client, &path, size).await } else { read_file(&client, &path).await } });
+        tasks.spawn(async move {
+            if write {
+                write_file(&client, &path, size).await
+            } else {
+                read_file(&client, &path).await
+            }
+        });
     }
     let mut bytes = 0u64;
     while let Some(r) = tasks.join_next().await {

@@ -10,7 +10,12 @@ use crate::config::Config;
 use crate::{roles, shell};
 
 #[derive(Parser, Debug)]
-#[command(name = "dfs", version, about = "dfs: a distributed file system", propagate_version = true)]
+#[command(
+    name = "dfs",
+    version,
+    about = "dfs: a distributed file system",
+    propagate_version = true
+)]
 pub struct Cli {
     /// TOML configuration file (keys as in docs/config.md).
     #[arg(long, global = true, value_name = "FILE")]
@@ -266,10 +271,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     rt.block_on(async move {
         match cli.command {
             Command::Namenode(a) => roles::namenode(&config, a).await.map(|_| ExitCode::SUCCESS),
-            Command::Datanode(a) => roles::datanode(&config, a, &namenode).await.map(|_| ExitCode::SUCCESS),
+            Command::Datanode(a) => roles::datanode(&config, a, &namenode)
+                .await
+                .map(|_| ExitCode::SUCCESS),
             Command::Up(a) => roles::up(&config, a).await.map(|_| ExitCode::SUCCESS),
-            Command::Mount(a) => roles::mount(&config, a, &namenode).await.map(|_| ExitCode::SUCCESS),
-            Command::Bench(a) => crate::bench::run(&config, &namenode, a).await.map(|_| ExitCode::SUCCESS),
+            Command::Mount(a) => roles::mount(&config, a, &namenode)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Bench(a) => crate::bench::run(&config, &namenode, a)
+                .await
+                .map(|_| ExitCode::SUCCESS),
             other => shell::run(&config, &namenode, other).await,
         }
     })

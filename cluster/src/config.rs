@@ -88,7 +88,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            values: KEYS.iter().map(|k| (k.name, k.default.to_string())).collect(),
+            values: KEYS
+                .iter()
+                .map(|k| (k.name, k.default.to_string()))
+                .collect(),
         }
     }
 }
@@ -98,31 +101,33 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config> {
         let mut c = Config::default();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("read config file {}", path.display()))?;
-            let table: toml::Table =
-                toml::from_str(&text).with_context(|| format!("parse config file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read config file {}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("parse config file {}", path.display()))?;
             let mut flat = Vec::new();
             flatten("", &toml::Value::Table(table), &mut flat)
                 .with_context(|| format!("config file {}", path.display()))?;
             for (k, v) in flat {
-                c.set(&k, &v).with_context(|| format!("config file {}", path.display()))?;
+                c.set(&k, &v)
+                    .with_context(|| format!("config file {}", path.display()))?;
             }
         }
         for o in overrides {
             let (k, v) = o
                 .split_once('=')
                 .ok_or_else(|| anyhow!("-D {o}: expected key=value"))?;
-            c.set(k.trim(), v.trim()).with_context(|| format!("-D {o}"))?;
+            c.set(k.trim(), v.trim())
+                .with_context(|| format!("-D {o}"))?;
         }
         Ok(c)
     }
 
     /// Sets one key after checking that it exists and its value parses.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let k = KEYS
-            .iter()
-            .find(|k| k.name == key)
-            .ok_or_else(|| anyhow!("unknown configuration key {key:?} (docs/config.md lists them all)"))?;
+        let k = KEYS.iter().find(|k| k.name == key).ok_or_else(|| {
+            anyhow!("unknown configuration key {key:?} (docs/config.md lists them all)")
+        })?;
         check(k.kind, value).map_err(|e| anyhow!("{key} = {value:?}: {e}"))?;
         self.values.insert(k.name, value.to_string());
         Ok(())
@@ -159,7 +164,10 @@ impl Config {
 
     /// Every key and value, for `-D` forwarding to child processes.
     pub fn overrides(&self) -> Vec<String> {
-        self.values.iter().map(|(k, v)| format!("{k}={v}")).collect()
+        self.values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
     }
 
     pub fn client(&self, namenode: &str) -> dfs_client::ClientConfig {
@@ -251,12 +259,18 @@ fn check(kind: Kind, v: &str) -> std::result::Result<(), String> {
     match kind {
         Kind::Size => parse_size(v).map(drop),
         Kind::Duration => parse_duration(v).map(drop),
-        Kind::Int => v.parse::<u64>().map(drop).map_err(|_| "expected a whole number".into()),
+        Kind::Int => v
+            .parse::<u64>()
+            .map(drop)
+            .map_err(|_| "expected a whole number".into()),
         Kind::Float => match v.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(()),
             _ => Err("expected a number".into()),
         },
-        Kind::Bool => v.parse::<bool>().map(drop).map_err(|_| "expected true or false".into()),
+        Kind::Bool => v
+            .parse::<bool>()
+            .map(drop)
+            .map_err(|_| "expected true or false".into()),
         Kind::Octal => u32::from_str_radix(v, 8)
             .ok()
             .filter(|m| *m <= 0o7777)
@@ -269,7 +283,10 @@ fn check(kind: Kind, v: &str) -> std::result::Result<(), String> {
 /// `4M` → 4194304. Binary suffixes K, M, G, T (an optional trailing `B` or `iB` is accepted).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
     let (num, mult) = match t.chars().last() {
         Some(c @ ('k' | 'K' | 'm' | 'M' | 'g' | 'G' | 't' | 'T')) => {
             let shift = match c.to_ascii_uppercase() {
@@ -367,12 +384,18 @@ mod doc_tests {
     /// docs/config.md must list every key with its default.
     #[test]
     fn config_doc_lists_every_key() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md")).unwrap();
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+                .unwrap();
         for k in super::KEYS {
             let row = format!("| `{}` | ", k.name);
             let line = doc.lines().find(|l| l.starts_with(&row));
             let line = line.unwrap_or_else(|| panic!("docs/config.md does not list {}", k.name));
-            assert!(line.contains(&format!("`{}`", k.default)), "docs/config.md: wrong default for {}", k.name);
+            assert!(
+                line.contains(&format!("`{}`", k.default)),
+                "docs/config.md: wrong default for {}",
+                k.name
+            );
         }
     }
 }

@@ -43,7 +43,9 @@ impl MiniClusterBuilder {
     }
 
     pub fn start(self) -> Result<MiniCluster> {
-        let dir = tempfile::Builder::new().prefix("dfs-minicluster-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("dfs-minicluster-")
+            .tempdir()?;
         fs::create_dir_all(dir.path().join("logs"))?;
         let mut c = MiniCluster {
             bin: self.bin,
@@ -102,10 +104,16 @@ impl Node {
 
     fn spawn(&mut self, bin: &Path) -> Result<()> {
         let out = fs::File::create(&self.out)?;
-        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(bin)
             .args(&self.args)
-            .env("RUST_LOG", std::env::var("DFS_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("DFS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(log)
@@ -130,7 +138,11 @@ impl Node {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} did not start within {timeout:?}: {}", self.name, tail(&self.log));
+                bail!(
+                    "{} did not start within {timeout:?}: {}",
+                    self.name,
+                    tail(&self.log)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -158,12 +170,18 @@ impl Node {
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.
     fn stop(&mut self, grace: Duration) -> Result<()> {
         self.signal(libc::SIGTERM);
-        let Some(mut c) = self.child.take() else { return Ok(()) };
+        let Some(mut c) = self.child.take() else {
+            return Ok(());
+        };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = c.try_wait()? {
                 if !status.success() {
-                    bail!("{} exited with {status} on SIGTERM: {}", self.name, tail(&self.log));
+                    bail!(
+                        "{} exited with {status} on SIGTERM: {}",
+                        self.name,
+                        tail(&self.log)
+                    );
                 }
                 return Ok(());
             }
@@ -220,7 +238,12 @@ impl MiniCluster {
     /// DataNode `i`'s volume directories.
     pub fn datanode_volumes(&self, i: usize) -> Vec<PathBuf> {
         (0..self.volumes)
-            .map(|v| self.dir.path().join(format!("datanode-{i}")).join(format!("vol{v}")))
+            .map(|v| {
+                self.dir
+                    .path()
+                    .join(format!("datanode-{i}"))
+                    .join(format!("vol{v}"))
+            })
             .collect()
     }
     /// The log file of the NameNode (`None`) or DataNode `i`.
@@ -233,7 +256,10 @@ impl MiniCluster {
 
     /// `-D key=value` for every configured key, as the nodes were given.
     pub fn defines(&self) -> Vec<String> {
-        self.conf.iter().flat_map(|(k, v)| ["-D".to_string(), format!("{k}={v}")]).collect()
+        self.conf
+            .iter()
+            .flat_map(|(k, v)| ["-D".to_string(), format!("{k}={v}")])
+            .collect()
     }
 
     /// Client settings for this cluster (its block size, replication and timeouts).
@@ -246,7 +272,9 @@ impl MiniCluster {
 
     /// A blocking client connected to this cluster.
     pub fn client(&self) -> Result<dfs_client::blocking::DfsClient> {
-        Ok(dfs_client::blocking::DfsClient::connect(self.client_config())?)
+        Ok(dfs_client::blocking::DfsClient::connect(
+            self.client_config(),
+        )?)
     }
 
     /// A `dfs` command line aimed at this cluster: add the subcommand and run it.
@@ -291,7 +319,14 @@ impl MiniCluster {
         args.extend(["--namenode".into(), self.nn_addr.clone(), "datanode".into()]);
         for v in 0..self.volumes {
             args.push("--dir".into());
-            args.push(self.dir.path().join(format!("datanode-{i}")).join(format!("vol{v}")).display().to_string());
+            args.push(
+                self.dir
+                    .path()
+                    .join(format!("datanode-{i}"))
+                    .join(format!("vol{v}"))
+                    .display()
+                    .to_string(),
+            );
         }
         args.extend(["--addr".into(), "127.0.0.1:0".into()]);
         node.args = args;
@@ -302,7 +337,12 @@ impl MiniCluster {
             .ok_or_else(|| anyhow!("unexpected DataNode announcement {line:?}"))?
             .to_string();
         // Restarts reuse the port, so the NameNode sees the same address again.
-        if let Some(a) = node.args.iter_mut().rev().find(|a| a.as_str() == "127.0.0.1:0") {
+        if let Some(a) = node
+            .args
+            .iter_mut()
+            .rev()
+            .find(|a| a.as_str() == "127.0.0.1:0")
+        {
             *a = node.addr.clone();
         }
         self.datanodes.push(node);
@@ -329,8 +369,12 @@ impl MiniCluster {
         loop {
             match self.live_datanodes() {
                 Ok(live) if live >= n => return Ok(()),
-                Ok(live) if Instant::now() > deadline => bail!("only {live} of {n} DataNodes live after {timeout:?}"),
-                Err(e) if Instant::now() > deadline => return Err(e.context("waiting for DataNodes")),
+                Ok(live) if Instant::now() > deadline => {
+                    bail!("only {live} of {n} DataNodes live after {timeout:?}")
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context("waiting for DataNodes"))
+                }
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
         }
@@ -391,7 +435,9 @@ impl MiniCluster {
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -412,7 +458,11 @@ impl Drop for MiniCluster {
             // Keep the logs of a failed test where a developer can read them.
             let keep = std::env::temp_dir().join(format!("dfs-failed-{}", std::process::id()));
             let _ = fs::create_dir_all(&keep);
-            for e in fs::read_dir(self.dir.path().join("logs")).into_iter().flatten().flatten() {
+            for e in fs::read_dir(self.dir.path().join("logs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let _ = fs::copy(e.path(), keep.join(e.file_name()));
             }
             eprintln!("MiniCluster logs kept in {}", keep.display());

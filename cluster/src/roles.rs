@@ -102,14 +102,28 @@ fn announce(line: &str) {
 }
 
 pub async fn namenode(config: &Config, args: NamenodeArgs) -> Result<()> {
-    let dir = args.dir.unwrap_or_else(|| config.text("dfs.namenode.name.dir").into());
-    let rpc = bind(&args.addr.unwrap_or_else(|| config.text("dfs.namenode.rpc-address")), "NameNode RPC").await?;
+    let dir = args
+        .dir
+        .unwrap_or_else(|| config.text("dfs.namenode.name.dir").into());
+    let rpc = bind(
+        &args
+            .addr
+            .unwrap_or_else(|| config.text("dfs.namenode.rpc-address")),
+        "NameNode RPC",
+    )
+    .await?;
     let http = bind(
-        &args.http_addr.unwrap_or_else(|| config.text("dfs.namenode.http-address")),
+        &args
+            .http_addr
+            .unwrap_or_else(|| config.text("dfs.namenode.http-address")),
         "NameNode HTTP",
     )
     .await?;
-    announce(&format!("namenode rpc={} http={}", rpc.local_addr()?, http.local_addr()?));
+    announce(&format!(
+        "namenode rpc={} http={}",
+        rpc.local_addr()?,
+        http.local_addr()?
+    ));
     dfs_namenode::run(rpc, http, config.namenode(dir), shutdown_signal())
         .await
         .context("NameNode failed")
@@ -125,7 +139,13 @@ pub async fn datanode(config: &Config, args: DatanodeArgs, namenode: &str) -> Re
     } else {
         args.dir
     };
-    let xfer = bind(&args.addr.unwrap_or_else(|| config.text("dfs.datanode.address")), "DataNode").await?;
+    let xfer = bind(
+        &args
+            .addr
+            .unwrap_or_else(|| config.text("dfs.datanode.address")),
+        "DataNode",
+    )
+    .await?;
     announce(&format!("datanode xfer={}", xfer.local_addr()?));
     dfs_datanode::run(xfer, config.datanode(volumes, namenode), shutdown_signal())
         .await
@@ -139,12 +159,19 @@ pub async fn mount(config: &Config, args: MountArgs, namenode: &str) -> Result<(
     }
     let client = dfs_client::DfsClient::connect(config.client(namenode)).await?;
     let m = mount_at(config, client, &args.mountpoint).await?;
-    announce(&format!("dfs mounted at {} (NameNode {namenode})", args.mountpoint.display()));
+    announce(&format!(
+        "dfs mounted at {} (NameNode {namenode})",
+        args.mountpoint.display()
+    ));
     serve_mount(m, shutdown_signal()).await
 }
 
 /// Mounts `client`'s cluster at `dir` (created if missing).
-async fn mount_at(config: &Config, client: dfs_client::DfsClient, dir: &std::path::Path) -> Result<dfs_fuse::Mount> {
+async fn mount_at(
+    config: &Config,
+    client: dfs_client::DfsClient,
+    dir: &std::path::Path,
+) -> Result<dfs_fuse::Mount> {
     std::fs::create_dir_all(dir).with_context(|| format!("create mountpoint {}", dir.display()))?;
     let (dir, opts) = (dir.to_path_buf(), config.fuse());
     let rt = tokio::runtime::Handle::current();
@@ -152,7 +179,10 @@ async fn mount_at(config: &Config, client: dfs_client::DfsClient, dir: &std::pat
 }
 
 /// Serves until `stop` resolves (then unmounts) or the mount disappears from outside.
-async fn serve_mount(m: dfs_fuse::Mount, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+async fn serve_mount(
+    m: dfs_fuse::Mount,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -177,25 +207,44 @@ fn detach(mountpoint: &std::path::Path) -> Result<()> {
     let log = std::env::temp_dir().join(format!("dfs-mount-{}.log", std::process::id()));
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     args.push("--foreground".into());
-    let mut child = std::process::Command::new(std::env::current_exe().context("find the dfs binary")?)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?)
-        .process_group(0)
-        .spawn()
-        .context("start the mount process")?;
+    let mut child =
+        std::process::Command::new(std::env::current_exe().context("find the dfs binary")?)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(
+                std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?,
+            )
+            .process_group(0)
+            .spawn()
+            .context("start the mount process")?;
     let out = child.stdout.take().context("mount process stdout")?;
     let mut line = String::new();
     std::io::BufReader::new(out).read_line(&mut line)?;
     if line.contains("mounted at") {
-        println!("{} (pid {}, log {})", line.trim_end(), child.id(), log.display());
+        println!(
+            "{} (pid {}, log {})",
+            line.trim_end(),
+            child.id(),
+            log.display()
+        );
         return Ok(());
     }
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let reason = text.lines().rev().find(|l| l.starts_with("dfs: ")).map(|l| l.trim_start_matches("dfs: ").to_string());
-    bail!("{}", reason.unwrap_or_else(|| format!("could not mount {} (see {})", mountpoint.display(), log.display())))
+    let reason = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("dfs: "))
+        .map(|l| l.trim_start_matches("dfs: ").to_string());
+    bail!(
+        "{}",
+        reason.unwrap_or_else(|| format!(
+            "could not mount {} (see {})",
+            mountpoint.display(),
+            log.display()
+        ))
+    )
 }
 
 /// A NameNode and `n` DataNodes in this process, stopped together on Ctrl-C or SIGTERM.
@@ -217,14 +266,23 @@ pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let nn_config = config.namenode(args.dir.join("namenode"));
     let nn_stop = stopped();
-    tasks.spawn(async move { dfs_namenode::run(rpc, http, nn_config, nn_stop).await.context("NameNode failed") });
+    tasks.spawn(async move {
+        dfs_namenode::run(rpc, http, nn_config, nn_stop)
+            .await
+            .context("NameNode failed")
+    });
     let mut dn_addrs = Vec::new();
     for i in 0..args.datanodes {
         let xfer = bind("127.0.0.1:0", "DataNode").await?;
         dn_addrs.push(xfer.local_addr()?.to_string());
-        let dn_config = config.datanode(vec![args.dir.join(format!("datanode-{}", i + 1))], &nn_addr);
+        let dn_config =
+            config.datanode(vec![args.dir.join(format!("datanode-{}", i + 1))], &nn_addr);
         let dn_stop = stopped();
-        tasks.spawn(async move { dfs_datanode::run(xfer, dn_config, dn_stop).await.context("DataNode failed") });
+        tasks.spawn(async move {
+            dfs_datanode::run(xfer, dn_config, dn_stop)
+                .await
+                .context("DataNode failed")
+        });
     }
     let mounted = match &args.mount {
         Some(dir) => {
@@ -244,7 +302,11 @@ pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
     let mut failure = None;
     let node_failed = async {
         match tasks.join_next().await {
-            Some(r) => r.context("a node panicked").and_then(|r| r).err().unwrap_or_else(|| anyhow::anyhow!("a node stopped unexpectedly")),
+            Some(r) => r
+                .context("a node panicked")
+                .and_then(|r| r)
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("a node stopped unexpectedly")),
             None => anyhow::anyhow!("no node is running"),
         }
     };

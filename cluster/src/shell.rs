@@ -99,7 +99,8 @@ impl Shell {
             Command::Head { path } => self.cat(&norm(&path), 0, Some(1024)).await?,
             Command::Tail { path } => {
                 let len = self.client.stat(&norm(&path)).await?.length;
-                self.cat(&norm(&path), len.saturating_sub(1024), None).await?;
+                self.cat(&norm(&path), len.saturating_sub(1024), None)
+                    .await?;
             }
             Command::Append { mut args } => {
                 let dest = norm(&args.pop().expect("clap requires 2 args"));
@@ -166,7 +167,10 @@ impl Shell {
                 } else {
                     s.used as f64 * 100.0 / s.capacity as f64
                 };
-                println!("{:<24} {:>14} {:>14} {:>14} {:>5}", "Filesystem", "Size", "Used", "Available", "Use%");
+                println!(
+                    "{:<24} {:>14} {:>14} {:>14} {:>5}",
+                    "Filesystem", "Size", "Used", "Available", "Use%"
+                );
                 println!(
                     "{:<24} {:>14} {:>14} {:>14} {:>4.0}%",
                     format!("dfs://{}", self.client.config().namenode),
@@ -180,7 +184,10 @@ impl Shell {
                 for p in paths {
                     let p = norm(&p);
                     let c = self.client.content_summary(&p).await?;
-                    println!("{:>12} {:>12} {:>18} {p}", c.directory_count, c.file_count, c.length);
+                    println!(
+                        "{:>12} {:>12} {:>18} {p}",
+                        c.directory_count, c.file_count, c.length
+                    );
                 }
             }
             Command::Touchz { paths } => {
@@ -193,7 +200,13 @@ impl Shell {
                             let now = now_ms();
                             self.client.set_times(&p, Some(now), Some(now)).await?;
                         }
-                        None => self.client.create(&p, CreateOptions::default()).await?.close().await?,
+                        None => {
+                            self.client
+                                .create(&p, CreateOptions::default())
+                                .await?
+                                .close()
+                                .await?
+                        }
                     }
                 }
             }
@@ -249,7 +262,11 @@ impl Shell {
             }
             Command::Fsck { path, json } => return self.fsck(&norm(&path), json).await,
             Command::Admin(a) => self.admin(a).await?,
-            Command::Namenode(_) | Command::Datanode(_) | Command::Up(_) | Command::Mount(_) | Command::Bench(_) => {
+            Command::Namenode(_)
+            | Command::Datanode(_)
+            | Command::Up(_)
+            | Command::Mount(_)
+            | Command::Bench(_) => {
                 unreachable!("roles are dispatched in cli::run")
             }
         }
@@ -288,7 +305,11 @@ impl Shell {
                 "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
                 if s.is_dir() { 'd' } else { '-' },
                 mode_string(s.permission),
-                if s.is_dir() { "-".to_string() } else { s.replication.to_string() },
+                if s.is_dir() {
+                    "-".to_string()
+                } else {
+                    s.replication.to_string()
+                },
                 s.owner,
                 s.group,
                 size(s.length, human),
@@ -302,7 +323,12 @@ impl Shell {
     }
 
     /// Entries of `dir` (and below, when recursive), depth first, with full paths.
-    async fn collect(&self, dir: &str, recursive: bool, out: &mut Vec<(String, FileStatus)>) -> Result<()> {
+    async fn collect(
+        &self,
+        dir: &str,
+        recursive: bool,
+        out: &mut Vec<(String, FileStatus)>,
+    ) -> Result<()> {
         let mut stack = vec![dir.to_string()];
         while let Some(d) = stack.pop() {
             let mut after = String::new();
@@ -334,7 +360,11 @@ impl Shell {
         }
         let mut rows = Vec::new();
         self.collect(path, true, &mut rows).await?;
-        Ok(rows.into_iter().filter(|(_, s)| s.is_file()).map(|(p, _)| p).collect())
+        Ok(rows
+            .into_iter()
+            .filter(|(_, s)| s.is_file())
+            .map(|(p, _)| p)
+            .collect())
     }
 
     async fn maybe_recursive(&self, path: &str, recursive: bool) -> Result<Vec<String>> {
@@ -351,12 +381,15 @@ impl Shell {
         let into = self.target_dir(dest, sources.len()).await?;
         for src in sources {
             let to = match (&into, src.as_str()) {
-                (Some(d), "-") => bail!("put: reading stdin needs a file destination, {d} is a directory"),
+                (Some(d), "-") => {
+                    bail!("put: reading stdin needs a file destination, {d} is a directory")
+                }
                 (Some(d), s) => join(d, &base_name(s)?),
                 (None, _) => dest.to_string(),
             };
             if src == "-" {
-                self.upload(&mut std::io::stdin().lock(), &to, force).await?;
+                self.upload(&mut std::io::stdin().lock(), &to, force)
+                    .await?;
             } else {
                 self.put_path(Path::new(src), &to, force).await?;
             }
@@ -412,18 +445,28 @@ impl Shell {
         let target = if dest.is_dir() {
             dest.join(base_name(src)?)
         } else if many {
-            bail!("{}: is not a directory (needed for several sources)", dest.display());
+            bail!(
+                "{}: is not a directory (needed for several sources)",
+                dest.display()
+            );
         } else {
             dest.to_path_buf()
         };
         self.download_tree(src, &st, &target, force).await
     }
 
-    async fn download_tree(&self, src: &str, st: &FileStatus, to: &Path, force: bool) -> Result<()> {
+    async fn download_tree(
+        &self,
+        src: &str,
+        st: &FileStatus,
+        to: &Path,
+        force: bool,
+    ) -> Result<()> {
         if st.is_dir() {
             std::fs::create_dir_all(to).with_context(|| format!("{}", to.display()))?;
             for e in self.client.list(src).await? {
-                Box::pin(self.download_tree(&join(src, &e.name), &e, &to.join(&e.name), force)).await?;
+                Box::pin(self.download_tree(&join(src, &e.name), &e, &to.join(&e.name), force))
+                    .await?;
             }
             return Ok(());
         }
@@ -439,12 +482,23 @@ impl Shell {
     async fn cat(&self, path: &str, from: u64, limit: Option<u64>) -> Result<()> {
         let mut out = std::io::stdout().lock();
         match self.copy_out(path, from, limit, &mut out).await {
-            Err(e) if e.downcast_ref::<std::io::Error>().map(|e| e.kind()) == Some(std::io::ErrorKind::BrokenPipe) => Ok(()),
+            Err(e)
+                if e.downcast_ref::<std::io::Error>().map(|e| e.kind())
+                    == Some(std::io::ErrorKind::BrokenPipe) =>
+            {
+                Ok(())
+            }
             r => r,
         }
     }
 
-    async fn copy_out(&self, path: &str, from: u64, limit: Option<u64>, out: &mut dyn Write) -> Result<()> {
+    async fn copy_out(
+        &self,
+        path: &str,
+        from: u64,
+        limit: Option<u64>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
         let mut r = self.client.open(path).await?;
         r.seek(from);
         let mut left = limit.unwrap_or(u64::MAX);
@@ -464,7 +518,9 @@ impl Shell {
 
     async fn append(&self, sources: &[String], dest: &str) -> Result<()> {
         let mut w = match self.client.append(dest).await {
-            Err(dfs_client::Error::NotFound(_)) => self.client.create(dest, CreateOptions::default()).await?,
+            Err(dfs_client::Error::NotFound(_)) => {
+                self.client.create(dest, CreateOptions::default()).await?
+            }
             r => r?,
         };
         let mut buf = vec![0u8; COPY_BUF];
@@ -475,7 +531,9 @@ impl Shell {
                 Box::new(std::fs::File::open(src).with_context(|| src.clone())?)
             };
             loop {
-                let n = input.read(&mut buf).with_context(|| format!("read {src}"))?;
+                let n = input
+                    .read(&mut buf)
+                    .with_context(|| format!("read {src}"))?;
                 if n == 0 {
                     break;
                 }
@@ -547,7 +605,11 @@ impl Shell {
         };
         for (p, _) in entries {
             let c = self.client.content_summary(&p).await?;
-            println!("{:<12} {:<12} {p}", size(c.length, human), size(c.space_consumed, human));
+            println!(
+                "{:<12} {:<12} {p}",
+                size(c.length, human),
+                size(c.space_consumed, human)
+            );
         }
         Ok(())
     }
@@ -564,8 +626,16 @@ impl Shell {
         } else {
             bail!("test: give one of -e, -d, -f, -z");
         };
-        let ok = self.client.try_stat(&norm(&path)).await?.is_some_and(|s| check(&s));
-        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        let ok = self
+            .client
+            .try_stat(&norm(&path))
+            .await?
+            .is_some_and(|s| check(&s));
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 
     async fn fsck(&self, path: &str, json: bool) -> Result<ExitCode> {
@@ -603,23 +673,49 @@ impl Shell {
                     println!("{v}");
                     return Ok(());
                 }
-                println!("Configured Capacity: {} ({})", s.capacity, size(s.capacity, true));
+                println!(
+                    "Configured Capacity: {} ({})",
+                    s.capacity,
+                    size(s.capacity, true)
+                );
                 println!("DFS Used: {} ({})", s.used, size(s.used, true));
-                println!("DFS Remaining: {} ({})", s.remaining, size(s.remaining, true));
-                println!("Files: {}  Directories: {}  Blocks: {}", s.files, s.directories, s.blocks);
+                println!(
+                    "DFS Remaining: {} ({})",
+                    s.remaining,
+                    size(s.remaining, true)
+                );
+                println!(
+                    "Files: {}  Directories: {}  Blocks: {}",
+                    s.files, s.directories, s.blocks
+                );
                 println!("Under replicated blocks: {}", s.under_replicated);
                 println!("Blocks with corrupt replicas: {}", s.corrupt_blocks);
                 println!("Missing blocks: {}", s.missing_blocks);
                 println!("Pending replications: {}", s.pending_replications);
                 println!("Safe mode: {}", if s.safe_mode { "ON" } else { "off" });
                 println!();
-                println!("Live datanodes ({}), dead datanodes ({}):", s.live_datanodes, s.dead_datanodes);
+                println!(
+                    "Live datanodes ({}), dead datanodes ({}):",
+                    s.live_datanodes, s.dead_datanodes
+                );
                 for d in dns {
                     println!();
                     println!("Name: {} ({})", d.addr, d.uuid);
-                    println!("State: {}, {}", if d.alive { "live" } else { "DEAD" }, d.admin_state);
-                    println!("Capacity: {}  Used: {}  Remaining: {}", size(d.capacity, true), size(d.used, true), size(d.remaining, true));
-                    println!("Blocks: {}  Failed volumes: {}  Last contact: {} ms ago", d.blocks, d.failed_volumes, d.last_heartbeat_ms_ago);
+                    println!(
+                        "State: {}, {}",
+                        if d.alive { "live" } else { "DEAD" },
+                        d.admin_state
+                    );
+                    println!(
+                        "Capacity: {}  Used: {}  Remaining: {}",
+                        size(d.capacity, true),
+                        size(d.used, true),
+                        size(d.remaining, true)
+                    );
+                    println!(
+                        "Blocks: {}  Failed volumes: {}  Last contact: {} ms ago",
+                        d.blocks, d.failed_volumes, d.last_heartbeat_ms_ago
+                    );
                 }
             }
             AdminCommand::Safemode { action } => {
@@ -629,7 +725,15 @@ impl Shell {
                     _ => SafeModeAction::Get,
                 };
                 let (on, status) = self.client.safe_mode(a).await?;
-                println!("Safe mode is {}{}", if on { "ON" } else { "OFF" }, if status.is_empty() { String::new() } else { format!(": {status}") });
+                println!(
+                    "Safe mode is {}{}",
+                    if on { "ON" } else { "OFF" },
+                    if status.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {status}")
+                    }
+                );
             }
             AdminCommand::Decommission { datanode } => {
                 self.client.decommission(&datanode).await?;
@@ -637,7 +741,14 @@ impl Shell {
             }
             AdminCommand::RecoverLease { path } => {
                 let closed = self.client.recover_lease(&norm(&path)).await?;
-                println!("{}", if closed { "recover lease: file is closed" } else { "recover lease: recovery started, the file will be closed shortly" });
+                println!(
+                    "{}",
+                    if closed {
+                        "recover lease: file is closed"
+                    } else {
+                        "recover lease: recovery started, the file will be closed shortly"
+                    }
+                );
             }
         }
         Ok(())
@@ -719,11 +830,40 @@ fn status_json(path: &str, s: &FileStatus) -> serde_json::Value {
 
 fn print_stat(path: &str, s: &FileStatus) {
     println!("  Path: {path}");
-    println!("  Type: {}", if s.is_dir() { "directory" } else { "regular file" });
-    println!("  Size: {}  Replication: {}  Block size: {}", s.length, s.replication, s.block_size);
-    println!("Access: ({:04o}/{}{})  Owner: {}  Group: {}", s.permission, if s.is_dir() { 'd' } else { '-' }, mode_string(s.permission), s.owner, s.group);
-    println!("Modify: {} UTC  Access: {} UTC", date(s.mtime_ms), date(s.atime_ms));
-    println!(" Inode: {}{}", s.inode_id, if s.under_construction { "  (being written)" } else { "" });
+    println!(
+        "  Type: {}",
+        if s.is_dir() {
+            "directory"
+        } else {
+            "regular file"
+        }
+    );
+    println!(
+        "  Size: {}  Replication: {}  Block size: {}",
+        s.length, s.replication, s.block_size
+    );
+    println!(
+        "Access: ({:04o}/{}{})  Owner: {}  Group: {}",
+        s.permission,
+        if s.is_dir() { 'd' } else { '-' },
+        mode_string(s.permission),
+        s.owner,
+        s.group
+    );
+    println!(
+        "Modify: {} UTC  Access: {} UTC",
+        date(s.mtime_ms),
+        date(s.atime_ms)
+    );
+    println!(
+        " Inode: {}{}",
+        s.inode_id,
+        if s.under_construction {
+            "  (being written)"
+        } else {
+            ""
+        }
+    );
 }
 
 fn fsck_json(path: &str, r: &FsckReport) -> serde_json::Value {
@@ -797,7 +937,11 @@ fn print_fsck(path: &str, r: &FsckReport) {
             f.length,
             f.replication,
             f.blocks.len(),
-            if f.under_construction { " (open for write)" } else { "" }
+            if f.under_construction {
+                " (open for write)"
+            } else {
+                ""
+            }
         );
         for p in problems {
             println!("{p}");

@@ -16,8 +16,12 @@ pub fn errno(e: &Error) -> Errno {
         // Another client is writing the file.
         Error::LeaseConflict(_) => Errno::EBUSY,
         Error::NoSpace(_) | Error::NoLiveDatanodes(_) => Errno::ENOSPC,
-        Error::InvalidPath(m) if m.contains("255 bytes") || m.contains("4096 bytes") => Errno::ENAMETOOLONG,
-        Error::InvalidPath(_) | Error::InvalidArgument(_) | Error::InvalidRename(_) => Errno::EINVAL,
+        Error::InvalidPath(m) if m.contains("255 bytes") || m.contains("4096 bytes") => {
+            Errno::ENAMETOOLONG
+        }
+        Error::InvalidPath(_) | Error::InvalidArgument(_) | Error::InvalidRename(_) => {
+            Errno::EINVAL
+        }
         Error::SafeMode(_) => Errno::EROFS,
         Error::NotSupported(_) => Errno::EOPNOTSUPP,
         Error::Closed(_) => Errno::EBADF,
@@ -48,7 +52,9 @@ mod tests {
         assert_eq!(errno(&Error::NotFound("x".into())), Errno::ENOENT);
         assert_eq!(errno(&Error::NotEmpty("x".into())), Errno::ENOTEMPTY);
         assert_eq!(
-            errno(&Error::InvalidPath("invalid path \"/x\": component longer than 255 bytes".into())),
+            errno(&Error::InvalidPath(
+                "invalid path \"/x\": component longer than 255 bytes".into()
+            )),
             Errno::ENAMETOOLONG
         );
         assert_eq!(errno(&Error::NotSupported("x".into())), Errno::EOPNOTSUPP);

@@ -20,9 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dfs_client::user::{group_id, group_name, user_id, user_name, UserInfo};
 use dfs_client::{CreateOptions, DfsClient, Error, FileReader, FileStatus, FileWriter};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    Request, TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle;
 
@@ -130,7 +131,11 @@ impl DfsFs {
             mtime: t(st.mtime_ms),
             ctime: t(st.mtime_ms),
             crtime: t(st.mtime_ms),
-            kind: if st.is_dir() { FileType::Directory } else { FileType::RegularFile },
+            kind: if st.is_dir() {
+                FileType::Directory
+            } else {
+                FileType::RegularFile
+            },
             perm: st.permission as u16,
             nlink: if st.is_dir() { 2 } else { 1 },
             uid: user_id(&st.owner).unwrap_or(NOBODY),
@@ -160,7 +165,10 @@ impl DfsFs {
 
     fn new_fh(&self, open: Open) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().expect("handles poisoned").insert(fh, open);
+        self.handles
+            .lock()
+            .expect("handles poisoned")
+            .insert(fh, open);
         fh
     }
 
@@ -182,13 +190,20 @@ impl DfsFs {
 
     fn do_setattr(&self, req: &Request, ino: INodeNo, changes: SetAttr) -> Result<FileAttr> {
         let client = self.client(req);
-        let path = self.inodes.path(ino.0).ok_or_else(|| Error::NotFound("stale inode".into()))?;
+        let path = self
+            .inodes
+            .path(ino.0)
+            .ok_or_else(|| Error::NotFound("stale inode".into()))?;
         if let Some(mode) = changes.mode {
             self.block_on(client.set_permission(&path, mode & 0o7777))?;
         }
         if changes.uid.is_some() || changes.gid.is_some() {
-            let owner = changes.uid.map(|u| user_name(u).unwrap_or_else(|| u.to_string()));
-            let group = changes.gid.map(|g| group_name(g).unwrap_or_else(|| g.to_string()));
+            let owner = changes
+                .uid
+                .map(|u| user_name(u).unwrap_or_else(|| u.to_string()));
+            let group = changes
+                .gid
+                .map(|g| group_name(g).unwrap_or_else(|| g.to_string()));
             self.block_on(client.set_owner(&path, owner.as_deref(), group.as_deref()))?;
         }
         if let Some(size) = changes.size {
@@ -200,7 +215,8 @@ impl DfsFs {
                     TimeOrNow::Now => SystemTime::now(),
                     TimeOrNow::SpecificTime(t) => t,
                 };
-                t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64)
             };
             self.block_on(client.set_times(&path, changes.mtime.map(ms), changes.atime.map(ms)))?;
         }
@@ -209,7 +225,12 @@ impl DfsFs {
 
     /// Truncation the NameNode can do: to 0, or to the current length (a no-op).
     fn truncate(&self, client: &DfsClient, ino: u64, path: &str, size: u64) -> Result<()> {
-        let writing = self.writing.lock().expect("writing poisoned").get(&ino).cloned();
+        let writing = self
+            .writing
+            .lock()
+            .expect("writing poisoned")
+            .get(&ino)
+            .cloned();
         if let Some(len) = writing {
             let len = len.load(Ordering::Relaxed);
             if size == len {
@@ -232,7 +253,10 @@ impl DfsFs {
             )));
         }
         if size != 0 {
-            tracing::warn!("truncate {path} from {} to {size}: only truncation to 0 is supported", st.length);
+            tracing::warn!(
+                "truncate {path} from {} to {size}: only truncation to 0 is supported",
+                st.length
+            );
         }
         self.block_on(client.truncate(path, size))
     }
@@ -256,7 +280,10 @@ impl DfsFs {
         }
         if w.is_none() {
             *w = Some(self.block_on(f.client.append(&f.path))?);
-            self.writing.lock().expect("writing poisoned").insert(f.ino, f.length.clone());
+            self.writing
+                .lock()
+                .expect("writing poisoned")
+                .insert(f.ino, f.length.clone());
         }
         let writer = w.as_mut().expect("writer just opened");
         self.block_on(writer.write(data))?;
@@ -269,7 +296,10 @@ impl DfsFs {
         let writer = f.writer.lock().expect("writer poisoned").take();
         let Some(mut w) = writer else { return Ok(()) };
         let result = self.block_on(w.close());
-        self.writing.lock().expect("writing poisoned").remove(&f.ino);
+        self.writing
+            .lock()
+            .expect("writing poisoned")
+            .remove(&f.ino);
         result
     }
 
@@ -328,7 +358,13 @@ impl DfsFs {
 }
 
 impl OpenFile {
-    fn new(ino: u64, path: String, client: DfsClient, length: u64, writer: Option<FileWriter>) -> OpenFile {
+    fn new(
+        ino: u64,
+        path: String,
+        client: DfsClient,
+        length: u64,
+        writer: Option<FileWriter>,
+    ) -> OpenFile {
         OpenFile {
             ino,
             path,
@@ -415,7 +451,15 @@ impl fuser::Filesystem for DfsFs {
         }
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let path = match self.child_path(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
@@ -476,7 +520,10 @@ impl fuser::Filesystem for DfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (from, to) = match (self.child_path(parent, name), self.child_path(newparent, newname)) {
+        let (from, to) = match (
+            self.child_path(parent, name),
+            self.child_path(newparent, newname),
+        ) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
@@ -510,7 +557,13 @@ impl fuser::Filesystem for DfsFs {
                 self.block_on(client.truncate(&path, 0))?;
                 st.length = 0;
             }
-            Ok(OpenFile::new(ino.0, path.clone(), client.clone(), st.length, None))
+            Ok(OpenFile::new(
+                ino.0,
+                path.clone(),
+                client.clone(),
+                st.length,
+                None,
+            ))
         })();
         match result {
             Ok(f) => {
@@ -547,9 +600,18 @@ impl fuser::Filesystem for DfsFs {
         match result {
             Ok((attr, w)) => {
                 let f = Arc::new(OpenFile::new(attr.ino.0, path, client, 0, Some(w)));
-                self.writing.lock().expect("writing poisoned").insert(attr.ino.0, f.length.clone());
+                self.writing
+                    .lock()
+                    .expect("writing poisoned")
+                    .insert(attr.ino.0, f.length.clone());
                 let fh = self.new_fh(Open::File(f));
-                reply.created(&self.opts.entry_timeout, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
+                reply.created(
+                    &self.opts.entry_timeout,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                )
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -598,7 +660,14 @@ impl fuser::Filesystem for DfsFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         match self.handle(fh) {
             Ok(Open::File(f)) => match self.close_writer(&f) {
                 Ok(()) => reply.ok(),
@@ -609,7 +678,14 @@ impl fuser::Filesystem for DfsFs {
         }
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let f = match self.file(fh) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
@@ -659,7 +735,14 @@ impl fuser::Filesystem for DfsFs {
         reply.opened(FileHandle(fh), FopenFlags::empty())
     }
 
-    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let Ok(Open::Dir(listing)) = self.handle(fh) else {
             return reply.error(Errno::EBADF);
         };
@@ -676,11 +759,20 @@ impl fuser::Filesystem for DfsFs {
                         return reply.error(errno(&e));
                     }
                     let Some(e) = l.entries.get(i - 2) else { break };
-                    let kind = if e.is_dir() { FileType::Directory } else { FileType::RegularFile };
+                    let kind = if e.is_dir() {
+                        FileType::Directory
+                    } else {
+                        FileType::RegularFile
+                    };
                     (e.name.clone(), kind, e.inode_id)
                 }
             };
-            if reply.add(INodeNo(name_kind_ino.2), (i + 1) as u64, name_kind_ino.1, &name_kind_ino.0) {
+            if reply.add(
+                INodeNo(name_kind_ino.2),
+                (i + 1) as u64,
+                name_kind_ino.1,
+                &name_kind_ino.0,
+            ) {
                 break;
             }
             i += 1;
@@ -688,12 +780,23 @@ impl fuser::Filesystem for DfsFs {
         reply.ok()
     }
 
-    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         let Ok(Open::Dir(listing)) = self.handle(fh) else {
             return reply.error(Errno::EBADF);
         };
         let client = self.client(req);
-        let dir_attr = match self.getattr_path(&client, ino.0, &listing.lock().expect("listing poisoned").path) {
+        let dir_attr = match self.getattr_path(
+            &client,
+            ino.0,
+            &listing.lock().expect("listing poisoned").path,
+        ) {
             Ok(a) => a,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -702,7 +805,14 @@ impl fuser::Filesystem for DfsFs {
         loop {
             if i < 2 {
                 let name = if i == 0 { "." } else { ".." };
-                if reply.add(INodeNo(ino.0), (i + 1) as u64, name, &self.opts.attr_timeout, &dir_attr, Generation(0)) {
+                if reply.add(
+                    INodeNo(ino.0),
+                    (i + 1) as u64,
+                    name,
+                    &self.opts.attr_timeout,
+                    &dir_attr,
+                    Generation(0),
+                ) {
                     break;
                 }
                 i += 1;
@@ -714,7 +824,14 @@ impl fuser::Filesystem for DfsFs {
             let Some(e) = l.entries.get(i - 2) else { break };
             let attr = self.attr(e);
             let full = child(&l.path, &e.name);
-            if reply.add(attr.ino, (i + 1) as u64, &e.name, &self.opts.entry_timeout, &attr, Generation(0)) {
+            if reply.add(
+                attr.ino,
+                (i + 1) as u64,
+                &e.name,
+                &self.opts.entry_timeout,
+                &attr,
+                Generation(0),
+            ) {
                 break;
             }
             // The kernel now holds a reference, as after a lookup.
@@ -724,7 +841,14 @@ impl fuser::Filesystem for DfsFs {
         reply.ok()
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.handles.lock().expect("handles poisoned").remove(&fh.0);
         reply.ok()
     }

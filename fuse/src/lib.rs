@@ -68,7 +68,12 @@ pub struct Mount {
 
 /// Mounts `client`'s cluster at `mountpoint`. The file system's calls run the async client on
 /// `rt`, which must outlive the mount.
-pub fn mount(client: DfsClient, rt: tokio::runtime::Handle, mountpoint: &Path, opts: MountOptions) -> Result<Mount> {
+pub fn mount(
+    client: DfsClient,
+    rt: tokio::runtime::Handle,
+    mountpoint: &Path,
+    opts: MountOptions,
+) -> Result<Mount> {
     let err = |source| Error::Mount {
         path: mountpoint.to_path_buf(),
         source,
@@ -102,7 +107,9 @@ pub fn mount(client: DfsClient, rt: tokio::runtime::Handle, mountpoint: &Path, o
 /// Sets `/sys/class/bdi/MAJOR:MINOR/read_ahead_kb` of the mount; best effort (it needs root).
 fn raise_read_ahead(mountpoint: &Path, kb: u32) {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(mountpoint) else { return };
+    let Ok(meta) = std::fs::metadata(mountpoint) else {
+        return;
+    };
     let dev = meta.dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
@@ -118,7 +125,9 @@ impl Mount {
 
     /// False once the file system was unmounted from outside (`umount`, `fusermount3 -u`).
     pub fn is_mounted(&self) -> bool {
-        self.session.as_ref().is_some_and(|s| !s.guard.is_finished())
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
     }
 
     /// Unmounts and waits for the session to end.
@@ -127,7 +136,9 @@ impl Mount {
     }
 
     fn unmount_inner(&mut self) -> Result<()> {
-        let Some(session) = self.session.take() else { return Ok(()) };
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
         if session.guard.is_finished() {
             return Ok(());
         }

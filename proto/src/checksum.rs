@@ -15,7 +15,11 @@ pub const DEFAULT_BYTES_PER_CHECKSUM: u32 = 512;
 pub const CHECKSUM_SIZE: usize = 4;
 
 /// The pieces of `[offset, offset + len)` that fall in distinct chunks, as ranges into the data.
-pub fn chunk_ranges(offset: u64, len: usize, bytes_per_checksum: u32) -> impl Iterator<Item = Range<usize>> {
+pub fn chunk_ranges(
+    offset: u64,
+    len: usize,
+    bytes_per_checksum: u32,
+) -> impl Iterator<Item = Range<usize>> {
     let bpc = u64::from(bytes_per_checksum.max(1));
     let mut pos = 0usize;
     std::iter::from_fn(move || {
@@ -101,7 +105,10 @@ mod tests {
     fn extending_a_partial_chunk_crc_equals_the_whole_chunk_crc() {
         let data: Vec<u8> = (0..512u32).map(|i| (i * 7) as u8).collect();
         let head = crc32c::crc32c(&data[..100]);
-        assert_eq!(crc32c::crc32c_append(head, &data[100..]), crc32c::crc32c(&data));
+        assert_eq!(
+            crc32c::crc32c_append(head, &data[100..]),
+            crc32c::crc32c(&data)
+        );
     }
 
     #[test]

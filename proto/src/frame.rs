@@ -78,10 +78,14 @@ mod tests {
 
     #[tokio::test]
     async fn truncated_and_garbage_frames_are_errors() {
-        let eof = read_frame::<_, PacketHeader>(&mut &[][..]).await.unwrap_err();
+        let eof = read_frame::<_, PacketHeader>(&mut &[][..])
+            .await
+            .unwrap_err();
         assert!(matches!(eof, WireError::Closed));
         let short = [0, 0, 0, 10, 1, 2];
-        assert!(read_frame::<_, PacketHeader>(&mut &short[..]).await.is_err());
+        assert!(read_frame::<_, PacketHeader>(&mut &short[..])
+            .await
+            .is_err());
         let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
         let err = read_frame::<_, PacketHeader>(&mut &garbage[..])
             .await

@@ -27,7 +27,13 @@ pub struct Packet {
 
 impl Packet {
     /// A data packet, with its checksums computed here.
-    pub fn new(seqno: i64, offset_in_block: u64, data: Bytes, bytes_per_checksum: u32, sync: bool) -> Self {
+    pub fn new(
+        seqno: i64,
+        offset_in_block: u64,
+        data: Bytes,
+        bytes_per_checksum: u32,
+        sync: bool,
+    ) -> Self {
         let checksums = checksum::compute(offset_in_block, &data, bytes_per_checksum);
         Packet {
             header: PacketHeader {
@@ -84,7 +90,10 @@ pub async fn write_packet<W: AsyncWrite + Unpin>(w: &mut W, p: &Packet) -> WireR
 
 /// Reads one packet; the checksum count follows from the header, so a header that lies about
 /// its sizes is caught before the data is read.
-pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, bytes_per_checksum: u32) -> WireResult<Packet> {
+pub async fn read_packet<R: AsyncRead + Unpin>(
+    r: &mut R,
+    bytes_per_checksum: u32,
+) -> WireResult<Packet> {
     let header: PacketHeader = read_frame(r).await?;
     if header.data_len > MAX_PACKET_DATA {
         return Err(WireError::InvalidPacket(format!(
@@ -93,7 +102,10 @@ pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, bytes_per_checksum: u3
         )));
     }
     if header.seqno < 0 {
-        return Err(WireError::InvalidPacket(format!("negative seqno {}", header.seqno)));
+        return Err(WireError::InvalidPacket(format!(
+            "negative seqno {}",
+            header.seqno
+        )));
     }
     let len = header.data_len as usize;
     let nsums = checksum::num_chunks(header.offset_in_block, len, bytes_per_checksum);
@@ -131,7 +143,10 @@ mod tests {
         let n = buf.len();
         buf[n - 1] ^= 0x80;
         let back = read_packet(&mut buf.as_slice(), 512).await.unwrap();
-        assert!(matches!(back.verify(512), Err(WireError::Checksum { offset: 3584 })));
+        assert!(matches!(
+            back.verify(512),
+            Err(WireError::Checksum { offset: 3584 })
+        ));
     }
 
     #[tokio::test]

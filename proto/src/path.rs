@@ -148,14 +148,26 @@ mod tests {
         assert_eq!(DfsPath::root().components().count(), 0);
         let p = DfsPath::parse("/a/b/c").unwrap();
         assert_eq!(p.components().collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert_eq!(p.parent().unwrap().parent().unwrap().parent().unwrap(), DfsPath::root());
+        assert_eq!(
+            p.parent().unwrap().parent().unwrap().parent().unwrap(),
+            DfsPath::root()
+        );
         assert_eq!(DfsPath::root().join("x").unwrap().as_str(), "/x");
     }
 
     #[test]
     fn rejects_every_bad_class() {
         let long = format!("/{}", "x".repeat(256));
-        for p in ["", "a/b", "/a//b", "/a/./b", "/a/../b", "/a/", "/a\0b", long.as_str()] {
+        for p in [
+            "",
+            "a/b",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/a/",
+            "/a\0b",
+            long.as_str(),
+        ] {
             assert!(DfsPath::parse(p).is_err(), "{p:?} accepted");
         }
         assert!(DfsPath::root().join("a/b").is_err());
