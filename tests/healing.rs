@@ -447,3 +447,90 @@ fn namenode_killed_repeatedly_under_a_concurrent_mix() {
     // Files left open by a killed writer are excluded from health (they recover by lease).
     assert_eq!(report["status"], "HEALTHY", "{report}");
 }
+
+#[test]
+fn safe_mode_by_hand_and_after_a_restart() {
+    let mut c = cluster()
+        .datanodes(2)
+        .replication(2)
+        .conf("dfs.namenode.safemode.extension", "2s")
+        .start()
+        .unwrap();
+    let client = c.client().unwrap();
+    let mut w = client.create("/kept", Default::default()).unwrap();
+    w.write_all(b"still readable").unwrap();
+    w.close().unwrap();
+
+    assert!(dfs_ok(&c, &["admin", "safemode", "enter"]).contains("ON"));
+    let err = dfs_err(&c, &["mkdir", "/refused"]);
+    assert!(err.to_lowercase().contains("safe mode"), "{err}");
+    assert_eq!(dfs_ok(&c, &["cat", "/kept"]), "still readable");
+    assert!(dfs_ok(&c, &["admin", "safemode", "get"]).contains("ON"));
+    assert!(dfs_ok(&c, &["admin", "safemode", "leave"]).contains("OFF"));
+    dfs_ok(&c, &["mkdir", "/allowed"]);
+
+    // A restarted NameNode is read-only until the DataNodes have reported its blocks.
+    c.stop_namenode().unwrap();
+    c.restart_namenode().unwrap();
+    assert!(dfs_ok(&c, &["admin", "safemode", "get"]).contains("ON"));
+    eventually(
+        Duration::from_secs(30),
+        "safe mode to end by itself",
+        || {
+            dfs_ok(&c, &["admin", "safemode", "get"])
+                .contains("OFF")
+                .then_some(())
+        },
+    );
+    dfs_ok(&c, &["mkdir", "/after-restart"]);
+    assert_eq!(dfs_ok(&c, &["cat", "/kept"]), "still readable");
+}
+
+#[test]
+fn decommissioning_drains_a_datanode_first() {
+    let c = cluster()
+        .datanodes(4)
+        .replication(2)
+        .block_size(128 * 1024)
+        .start()
+        .unwrap();
+    let client = c.client().unwrap();
+    let content = data(1_000_000, 80);
+    let mut w = client.create("/drained", Default::default()).unwrap();
+    w.write_all(&content).unwrap();
+    w.close().unwrap();
+    let target = c.datanode_addr(0).to_string();
+    dfs_ok(&c, &["admin", "decommission", &target]);
+    eventually(
+        Duration::from_secs(60),
+        "the DataNode to be decommissioned",
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).ok()?;
+            let dn = v["datanodes"]
+                .as_array()?
+                .iter()
+                .find(|d| d["addr"] == target.as_str())?
+                .clone();
+            (dn["admin_state"] == "decommissioned").then_some(())
+        },
+    );
+    // Every block has its 2 replicas elsewhere, and new blocks avoid the drained node.
+    wait_fully_replicated(&c, "/drained", 2, Duration::from_secs(30));
+    let mut w = client.create("/new", Default::default()).unwrap();
+    w.write_all(&data(300_000, 81)).unwrap();
+    w.close().unwrap();
+    for b in client.block_locations("/new", 0, u64::MAX).unwrap() {
+        assert!(
+            !b.datanodes.contains(&target),
+            "a new block went to a decommissioned DataNode"
+        );
+    }
+    let mut back = Vec::new();
+    client
+        .open("/drained")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert!(back == content);
+}
