@@ -71,8 +71,7 @@ fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
                 .unwrap_or_else(|e| panic!("round {round}: acknowledged {path} lost: {e}"));
             if let Some(content) = content {
                 assert_eq!(st.length, content.len() as u64, "{path}");
-                let mut back = Vec::new();
-                client.open(path).unwrap().read_to_end(&mut back).unwrap();
+                let back = read_all(&client, path);
                 assert!(&back == content, "{path}: content differs");
             } else {
                 assert!(st.is_dir());
@@ -111,12 +110,7 @@ fn a_restarted_datanode_reports_its_replicas_again() {
         "the NameNode to see the DataNode dead",
         || live_replicas(&c).iter().all(|&n| n == 2).then_some(()),
     );
-    let mut back = Vec::new();
-    client
-        .open("/kept")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/kept");
     assert!(back == content);
 
     c.restart_datanode(0).unwrap();
@@ -152,12 +146,7 @@ fn a_corrupt_replica_is_never_returned_and_gets_reported() {
     }
     let mut reported = false;
     for _ in 0..30 {
-        let mut back = Vec::new();
-        client
-            .open("/precious")
-            .unwrap()
-            .read_to_end(&mut back)
-            .unwrap();
+        let back = read_all(&client, "/precious");
         assert!(back == content, "read returned corrupt data");
         let r = fsck(&c, "/precious");
         if r["corrupt_blocks"].as_u64().unwrap_or(0) > 0 {

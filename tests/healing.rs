@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,12 +64,7 @@ fn a_datanode_killed_mid_write_does_not_fail_the_write() {
     w.write_all(&content[2 * MIB + MIB / 2..]).unwrap();
     w.close().unwrap();
 
-    let mut back = Vec::new();
-    client
-        .open("/survivor")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/survivor");
     assert!(back == content, "content differs after pipeline recovery");
     // The NameNode notices the dead DataNode and re-replicates onto the fourth.
     wait_fully_replicated(&c, "/survivor", 3, Duration::from_secs(60));
@@ -105,8 +100,7 @@ fn two_of_four_datanodes_dead_data_readable_and_healed_with_a_new_one() {
         },
     );
     for (p, d) in &files {
-        let mut back = Vec::new();
-        client.open(p).unwrap().read_to_end(&mut back).unwrap();
+        let back = read_all(&client, p);
         assert!(&back == d, "{p} differs with two DataNodes dead");
     }
     c.add_datanode().unwrap();
@@ -168,12 +162,7 @@ fn a_killed_writer_loses_its_lease_and_the_file_is_closed_consistently() {
         "length {}",
         st.length
     );
-    let mut back = Vec::new();
-    client
-        .open("/orphan")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/orphan");
     assert_eq!(back.len() as u64, st.length);
     assert!(
         back[..] == content[..back.len()],
@@ -256,12 +245,7 @@ fn corrupt_truncated_and_checksumless_replicas_are_detected_and_healed() {
     std::fs::remove_file(meta).unwrap();
 
     for _ in 0..3 {
-        let mut back = Vec::new();
-        client
-            .open("/victim")
-            .unwrap()
-            .read_to_end(&mut back)
-            .unwrap();
+        let back = read_all(&client, "/victim");
         assert!(back == content, "a read returned damaged data");
     }
     // Reads and the block scanner report the damage; fsck shows it, then healing clears it.
@@ -281,12 +265,7 @@ fn corrupt_truncated_and_checksumless_replicas_are_detected_and_healed() {
             .then_some(())
     });
     wait_fully_replicated(&c, "/victim", 3, Duration::from_secs(30));
-    let mut back = Vec::new();
-    client
-        .open("/victim")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/victim");
     assert!(back == content);
 }
 
@@ -323,12 +302,7 @@ fn a_failed_volume_keeps_the_datanode_up_and_its_replicas_are_healed() {
         },
     );
     wait_fully_replicated(&c, "/spread", 2, Duration::from_secs(60));
-    let mut back = Vec::new();
-    client
-        .open("/spread")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/spread");
     assert!(back == content);
     // The DataNode still takes new blocks on its other volume.
     let mut w = client.create("/after", Default::default()).unwrap();
@@ -435,12 +409,7 @@ fn namenode_killed_repeatedly_under_a_concurrent_mix() {
     let uncertain = uncertain.lock().unwrap();
     for (p, body) in expected.iter().filter(|(p, _)| !uncertain.contains(*p)) {
         let body = body.as_ref().unwrap();
-        let mut back = Vec::new();
-        client
-            .open(p)
-            .unwrap_or_else(|e| panic!("acknowledged {p} is lost: {e}"))
-            .read_to_end(&mut back)
-            .unwrap();
+        let back = read_all(&client, p);
         assert!(&back == body, "{p}: content differs");
     }
     let report = fsck(&c, "/mix");
@@ -526,11 +495,6 @@ fn decommissioning_drains_a_datanode_first() {
             "a new block went to a decommissioned DataNode"
         );
     }
-    let mut back = Vec::new();
-    client
-        .open("/drained")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/drained");
     assert!(back == content);
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use common::*;
 use dfs_client::Error;
@@ -19,12 +19,7 @@ fn rename_and_delete_whole_trees() {
     }
     client.rename("/a", "/x", false).unwrap();
     assert!(client.try_stat("/a").unwrap().is_none());
-    let mut back = Vec::new();
-    client
-        .open("/x/b/c/f3")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/x/b/c/f3");
     assert_eq!(back, data(1002, 2));
     let names: Vec<_> = client
         .list("/x/b")

@@ -30,12 +30,7 @@ fn multi_block_file_is_replicated_three_times_and_reads_back_bit_exact() {
     }
     w.close().unwrap();
 
-    let mut back = Vec::new();
-    client
-        .open("/big/file.bin")
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
+    let back = read_all(&client, "/big/file.bin");
     assert_eq!(back.len(), content.len());
     assert!(back == content, "content differs");
 
@@ -114,8 +109,7 @@ fn append_to_a_closed_file() {
         w.close().unwrap();
     }
     let expected: Vec<u8> = [a, b, d].concat();
-    let mut back = Vec::new();
-    client.open("/log").unwrap().read_to_end(&mut back).unwrap();
+    let back = read_all(&client, "/log");
     assert!(
         back == expected,
         "appended content differs ({} vs {} bytes)",
@@ -142,12 +136,7 @@ fn hflushed_data_is_visible_to_a_concurrent_reader() {
     w.write_all(&first).unwrap();
     w.hflush().unwrap();
 
-    let mut seen = Vec::new();
-    reader_client
-        .open("/live")
-        .unwrap()
-        .read_to_end(&mut seen)
-        .unwrap();
+    let seen = read_all(&reader_client, "/live");
     assert!(
         seen == first,
         "reader saw {} bytes, expected the 100000 hflushed",
@@ -158,20 +147,10 @@ fn hflushed_data_is_visible_to_a_concurrent_reader() {
     let second = data(MIB + 5, 7);
     w.write_all(&second).unwrap();
     w.hsync().unwrap();
-    let mut seen = Vec::new();
-    reader_client
-        .open("/live")
-        .unwrap()
-        .read_to_end(&mut seen)
-        .unwrap();
+    let seen = read_all(&reader_client, "/live");
     assert_eq!(seen.len(), first.len() + second.len());
     w.close().unwrap();
-    let mut all = Vec::new();
-    reader_client
-        .open("/live")
-        .unwrap()
-        .read_to_end(&mut all)
-        .unwrap();
+    let all = read_all(&reader_client, "/live");
     assert!(all == [first, second].concat());
 }
 
@@ -233,7 +212,6 @@ fn empty_and_tiny_files() {
     let mut w = client.create("/one", Default::default()).unwrap();
     w.write_all(b"x").unwrap();
     w.close().unwrap();
-    let mut v = Vec::new();
-    client.open("/one").unwrap().read_to_end(&mut v).unwrap();
+    let v = read_all(&client, "/one");
     assert_eq!(v, b"x");
 }

@@ -60,6 +60,24 @@ pub(crate) struct ClientInner {
 }
 
 impl ClientInner {
+    /// The NameNode's block list for `[offset, offset + length)` of `path`, local replicas first.
+    pub(crate) async fn locations(
+        &self,
+        path: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<pb::LocatedBlocks> {
+        let req = pb::GetBlockLocationsRequest {
+            path: path.to_string(),
+            offset,
+            length,
+            client_host: self.client_host.clone(),
+        };
+        Ok(call!(self.nn, get_block_locations, req)?
+            .locations
+            .unwrap_or_default())
+    }
+
     pub(crate) fn writer_opened(&self) {
         self.open_writers.fetch_add(1, Ordering::Relaxed);
     }
@@ -349,15 +367,10 @@ impl DfsClient {
         offset: u64,
         length: u64,
     ) -> Result<Vec<BlockLocation>> {
-        let req = pb::GetBlockLocationsRequest {
-            path: Self::path(path)?,
-            offset,
-            length,
-            client_host: self.inner.client_host.clone(),
-        };
-        let locs = call!(self.inner.nn, get_block_locations, req)?
-            .locations
-            .unwrap_or_default();
+        let locs = self
+            .inner
+            .locations(&Self::path(path)?, offset, length)
+            .await?;
         Ok(locs.blocks.iter().map(BlockLocation::from).collect())
     }
 
@@ -368,15 +381,10 @@ impl DfsClient {
         if st.is_dir() {
             return Err(Error::IsADirectory(format!("is a directory: {path}")));
         }
-        let req = pb::GetBlockLocationsRequest {
-            path: Self::path(path)?,
-            offset: 0,
-            length: u64::MAX,
-            client_host: self.inner.client_host.clone(),
-        };
-        let locs = call!(self.inner.nn, get_block_locations, req)?
-            .locations
-            .unwrap_or_default();
+        let locs = self
+            .inner
+            .locations(&Self::path(path)?, 0, u64::MAX)
+            .await?;
         let mut crcs = Vec::with_capacity(locs.blocks.len() * 4);
         for lb in &locs.blocks {
             crcs.extend_from_slice(&self.block_checksum(path, lb).await?.to_be_bytes());

@@ -160,15 +160,7 @@ impl FileReader {
     }
 
     async fn fetch_locations(&mut self) -> Result<()> {
-        let req = pb::GetBlockLocationsRequest {
-            path: self.path.clone(),
-            offset: 0,
-            length: u64::MAX,
-            client_host: self.inner.client_host.clone(),
-        };
-        let locs = call!(self.inner.nn, get_block_locations, req)?
-            .locations
-            .unwrap_or_default();
+        let locs = self.inner.locations(&self.path, 0, u64::MAX).await?;
         self.blocks = locs.blocks;
         self.len = locs.file_length;
         if locs.under_construction && !locs.last_block_complete {

@@ -77,3 +77,15 @@ pub fn fsck(c: &MiniCluster, path: &str) -> serde_json::Value {
         )
     })
 }
+
+/// The whole content of a dfs file.
+pub fn read_all(client: &dfs_client::blocking::DfsClient, path: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut back = Vec::new();
+    client
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"))
+        .read_to_end(&mut back)
+        .unwrap_or_else(|e| panic!("read {path}: {e}"));
+    back
+}
