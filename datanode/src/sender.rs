@@ -27,8 +27,12 @@ use crate::storage::ReplicaView;
 use crate::types::ReplicaState;
 use crate::{Error, Result};
 
-/// Packets read ahead of the socket.
-const READ_AHEAD: usize = 4;
+/// Packets read ahead of the socket (2 MiB).
+const READ_AHEAD: usize = 32;
+
+/// Bytes read from disk at once: big reads stream a cold replica at disk speed, where 64 KiB
+/// reads would leave it to the kernel's small default read-ahead.
+const READ_UNIT: u64 = 1 << 20;
 
 /// Data bytes per packet: [`PACKET_SIZE`] rounded down to whole chunks (at least one chunk).
 pub(crate) fn packet_data_len(bpc: u32) -> u64 {
@@ -78,30 +82,43 @@ pub(crate) fn range_checksums(
     Ok(sums)
 }
 
-/// Reads one packet's worth from `pos` (chunk-aligned) up to `end`.
-fn read_packet_at(
+/// Reads up to [`READ_UNIT`] from `pos` (chunk-aligned) up to `end` with one read, and cuts it
+/// into packets numbered from `seqno`. Packet boundaries inside the read fall on whole chunks, so
+/// each packet's checksums are a slice of the range's.
+fn read_packets_at(
     view: &ReplicaView,
     data_file: &File,
     meta_file: &File,
     seqno: i64,
     pos: u64,
     end: u64,
-) -> io::Result<Packet> {
-    let len = (end - pos).min(packet_data_len(view.bpc)) as usize;
+) -> io::Result<Vec<Packet>> {
+    let unit = packet_data_len(view.bpc);
+    let len = (end - pos).min((READ_UNIT / unit).max(1) * unit) as usize;
     let mut data = vec![0u8; len];
     data_file.read_exact_at(&mut data, pos)?;
-    let checksums = range_checksums(view, data_file, meta_file, pos, &data)?;
-    Ok(Packet {
-        header: dfs_proto::pb::PacketHeader {
-            seqno,
-            offset_in_block: pos,
-            data_len: len as u32,
-            last_packet: false,
-            sync: false,
-        },
-        checksums,
-        data: Bytes::from(data),
-    })
+    let sums = range_checksums(view, data_file, meta_file, pos, &data)?;
+    let data = Bytes::from(data);
+    let mut packets = Vec::with_capacity(len.div_ceil(unit as usize));
+    let mut off = 0usize;
+    while off < len {
+        let n = (len - off).min(unit as usize);
+        let first = off / view.bpc as usize;
+        let count = checksum::num_chunks(pos + off as u64, n, view.bpc);
+        packets.push(Packet {
+            header: dfs_proto::pb::PacketHeader {
+                seqno: seqno + packets.len() as i64,
+                offset_in_block: pos + off as u64,
+                data_len: n as u32,
+                last_packet: false,
+                sync: false,
+            },
+            checksums: sums[first..first + count].to_vec(),
+            data: data.slice(off..off + n),
+        });
+        off += n;
+    }
+    Ok(packets)
 }
 
 /// Sends `[start, end)` of the replica (`start` chunk-aligned) as packets with seqnos from 0, then
@@ -121,15 +138,21 @@ pub(crate) async fn send_range<W: AsyncWrite + Unpin>(
         let mut pos = start;
         let mut seqno = 0i64;
         while pos < end {
-            let p = read_packet_at(&view, &data_file, &meta_file, seqno, pos, end);
-            let stop = p.is_err();
-            if let Ok(p) = &p {
-                pos = p.end_offset();
+            match read_packets_at(&view, &data_file, &meta_file, seqno, pos, end) {
+                Ok(packets) => {
+                    for p in packets {
+                        pos = p.end_offset();
+                        seqno += 1;
+                        if tx.blocking_send(Ok(p)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
             }
-            if tx.blocking_send(p).is_err() || stop {
-                return;
-            }
-            seqno += 1;
         }
     });
     let mut seqno = 0i64;
