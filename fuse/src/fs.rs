@@ -188,6 +188,27 @@ impl DfsFs {
         }
     }
 
+    /// unlink (`dir` false) and rmdir (`dir` true): the NameNode's non-recursive delete removes a
+    /// file or an empty directory alike, so the kind POSIX requires is checked here first.
+    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let path = match self.child_path(parent, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let client = self.client(req);
+        let result = self.block_on(async {
+            match (client.stat(&path).await?.is_dir(), dir) {
+                (true, false) => Err(Error::IsADirectory(path.clone())),
+                (false, true) => Err(Error::NotADirectory(path.clone())),
+                _ => client.delete(&path, false).await,
+            }
+        });
+        match result {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
     fn do_setattr(&self, req: &Request, ino: INodeNo, changes: SetAttr) -> Result<FileAttr> {
         let client = self.client(req);
         let path = self
@@ -475,39 +496,11 @@ impl fuser::Filesystem for DfsFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let path = match self.child_path(parent, name) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let client = self.client(req);
-        let result = self.block_on(async {
-            if client.stat(&path).await?.is_dir() {
-                return Err(Error::IsADirectory(path.clone()));
-            }
-            client.delete(&path, false).await
-        });
-        match result {
-            Ok(_) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.remove(req, parent, name, false, reply)
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let path = match self.child_path(parent, name) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let client = self.client(req);
-        let result = self.block_on(async {
-            if !client.stat(&path).await?.is_dir() {
-                return Err(Error::NotADirectory(path.clone()));
-            }
-            client.delete(&path, false).await
-        });
-        match result {
-            Ok(_) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.remove(req, parent, name, true, reply)
     }
 
     fn rename(
