@@ -93,22 +93,20 @@ fn a_restarted_datanode_reports_its_replicas_again() {
     let mut w = client.create("/kept", Default::default()).unwrap();
     w.write_all(&content).unwrap();
     w.close().unwrap();
-    let live_replicas = |c: &dfs_cluster::MiniCluster| -> Vec<u64> {
-        let r = fsck(c, "/kept");
-        r["details"][0]["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["live_replicas"].as_u64().unwrap())
-            .collect()
-    };
-    assert_eq!(live_replicas(&c), vec![3; 4]);
+    // Complete needs one reported replica; the other DataNodes' reports follow within moments.
+    wait_fully_replicated(&c, "/kept", 3, Duration::from_secs(10));
+    assert_eq!(live_replicas(&c, "/kept").len(), 4);
 
     c.stop_datanode(0).unwrap();
     eventually(
         Duration::from_secs(30),
         "the NameNode to see the DataNode dead",
-        || live_replicas(&c).iter().all(|&n| n == 2).then_some(()),
+        || {
+            live_replicas(&c, "/kept")
+                .iter()
+                .all(|&n| n == 2)
+                .then_some(())
+        },
     );
     let back = read_all(&client, "/kept");
     assert!(back == content);
@@ -117,7 +115,12 @@ fn a_restarted_datanode_reports_its_replicas_again() {
     eventually(
         Duration::from_secs(30),
         "the restarted DataNode's block report",
-        || live_replicas(&c).iter().all(|&n| n == 3).then_some(()),
+        || {
+            live_replicas(&c, "/kept")
+                .iter()
+                .all(|&n| n == 3)
+                .then_some(())
+        },
     );
 }
 

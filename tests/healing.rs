@@ -15,29 +15,6 @@ use dfs_cluster::MiniCluster;
 
 const MIB: usize = 1 << 20;
 
-/// Live, non-corrupt replica counts of every block of `path`, from fsck.
-fn live_replicas(c: &MiniCluster, path: &str) -> Vec<u64> {
-    let r = fsck(c, path);
-    r["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|f| f["blocks"].as_array().unwrap().clone())
-        .map(|b| b["live_replicas"].as_u64().unwrap())
-        .collect()
-}
-
-fn wait_fully_replicated(c: &MiniCluster, path: &str, r: u64, timeout: Duration) {
-    eventually(
-        timeout,
-        &format!("every block of {path} to have {r} live replicas"),
-        || {
-            let live = live_replicas(c, path);
-            (!live.is_empty() && live.iter().all(|&n| n == r)).then_some(())
-        },
-    );
-}
-
 fn index_of(c: &MiniCluster, addr: &str) -> usize {
     (0..c.num_datanodes())
         .find(|&i| c.datanode_addr(i) == addr)

@@ -38,6 +38,8 @@ fn multi_block_file_is_replicated_three_times_and_reads_back_bit_exact() {
     assert_eq!(st.length, content.len() as u64);
     assert_eq!(st.replication, 3);
 
+    // Complete needs one reported replica; the others' reports follow within moments.
+    wait_fully_replicated(&c, "/big", 3, std::time::Duration::from_secs(10));
     let locs = client
         .block_locations("/big/file.bin", 0, u64::MAX)
         .unwrap();
@@ -117,6 +119,7 @@ fn append_to_a_closed_file() {
         expected.len()
     );
     assert_eq!(client.stat("/log").unwrap().length, expected.len() as u64);
+    wait_fully_replicated(&c, "/log", 3, std::time::Duration::from_secs(10));
     let report = fsck(&c, "/log");
     assert_eq!(report["status"], "HEALTHY", "{report}");
     assert_eq!(report["under_replicated_blocks"], 0, "{report}");
@@ -214,4 +217,35 @@ fn empty_and_tiny_files() {
     w.close().unwrap();
     let v = read_all(&client, "/one");
     assert_eq!(v, b"x");
+}
+
+#[test]
+fn an_idle_writer_keeps_its_pipeline() {
+    let c = cluster()
+        .datanodes(3)
+        .block_size(MIB as u64)
+        .conf("dfs.client.socket-timeout", "2s")
+        .start()
+        .unwrap();
+    let client = c.client().unwrap();
+    let first = data(100_000, 12);
+    let mut w = client.create("/slow", Default::default()).unwrap();
+    w.write_all(&first).unwrap();
+    w.hflush().unwrap();
+    let stamp = |c: &dfs_cluster::MiniCluster| {
+        fsck(c, "/slow")["details"][0]["blocks"][0]["generation_stamp"].clone()
+    };
+    let before = stamp(&c);
+    // Idle for longer than the DataNodes' socket timeout: keep-alive packets hold the pipeline.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let second = data(50_000, 13);
+    w.write_all(&second).unwrap();
+    w.close().unwrap();
+    assert_eq!(
+        stamp(&c),
+        before,
+        "the pipeline was rebuilt: keep-alives did not hold it"
+    );
+    wait_fully_replicated(&c, "/slow", 3, std::time::Duration::from_secs(10));
+    assert!(read_all(&client, "/slow") == [first, second].concat());
 }

@@ -13,6 +13,9 @@
 //! acknowledged length, records the new pipeline with the NameNode, and resends every unacknowledged
 //! packet. The caller sees an error only when no DataNode is left. The block then has fewer
 //! replicas than asked for; the NameNode re-replicates it once the block is complete.
+//!
+//! Keep-alive: a pipeline with nothing to send for half the socket timeout gets an empty packet
+//! (as HDFS's heartbeat packets), so DataNodes do not time out a writer that is merely idle.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -253,13 +256,7 @@ impl FileWriter {
             return Err(Error::Closed(": no block is open".into()));
         };
         let data = self.buf.split().freeze();
-        let packet = Packet::new(
-            b.seqno,
-            b.sent,
-            data,
-            self.inner.cfg.bytes_per_checksum,
-            sync,
-        );
+        let packet = Packet::new(0, b.sent, data, self.inner.cfg.bytes_per_checksum, sync);
         if let Err(reason) = b.send(packet).await {
             return Err(self.fail(reason));
         }
@@ -352,14 +349,69 @@ struct BlockStream {
     path: String,
     block: pb::ExtendedBlock,
     nodes: Vec<pb::DatanodeId>,
-    /// Block offset just past the last packet sent.
+    /// Block offset just past the last data packet sent (a copy of `Tx::sent` for the writer).
     sent: u64,
-    seqno: i64,
-    writer: BufWriter<OwnedWriteHalf>,
+    /// Shared with the keep-alive task. A tokio mutex: it is held across the socket write, so
+    /// packets reach the wire in seqno order whoever sends them.
+    tx: Arc<tokio::sync::Mutex<Tx>>,
     acks: Arc<Acks>,
     ack_task: JoinHandle<()>,
+    keepalive: JoinHandle<()>,
     timeout: Duration,
     max_in_flight: usize,
+}
+
+/// The sending half of a pipeline.
+struct Tx {
+    writer: BufWriter<OwnedWriteHalf>,
+    seqno: i64,
+    /// Block offset just past the last packet sent.
+    sent: u64,
+    last_send: tokio::time::Instant,
+    /// The block's last packet is queued: no keep-alive may follow it.
+    closing: bool,
+}
+
+impl Tx {
+    /// Numbers `packet`, queues it as unacknowledged and writes it, all as one step.
+    async fn send(
+        &mut self,
+        mut packet: Packet,
+        acks: &Acks,
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        packet.header.seqno = self.seqno;
+        self.seqno += 1;
+        self.closing |= packet.header.last_packet;
+        self.sent = packet.end_offset();
+        self.last_send = tokio::time::Instant::now();
+        acks.state
+            .lock()
+            .expect("ack state poisoned")
+            .unacked
+            .push_back(packet.clone());
+        self.write(&[packet], timeout).await
+    }
+
+    async fn write(
+        &mut self,
+        packets: &[Packet],
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        let io = async {
+            for p in packets {
+                write_packet(&mut self.writer, p)
+                    .await
+                    .map_err(datanode::to_io)?;
+            }
+            self.writer.flush().await
+        };
+        match tokio::time::timeout(timeout, io).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("sending to the pipeline: {e}")),
+            Err(_) => Err(format!("sending to the pipeline stalled for {timeout:?}")),
+        }
+    }
 }
 
 /// Shared between the sender and the ack task.
@@ -393,6 +445,19 @@ impl BlockStream {
             changed: Notify::new(),
         });
         let ack_task = tokio::spawn(read_acks(conn.reader, acks.clone(), nodes.clone()));
+        let tx = Arc::new(tokio::sync::Mutex::new(Tx {
+            writer: conn.writer,
+            seqno: 0,
+            sent: min_bytes_rcvd,
+            last_send: tokio::time::Instant::now(),
+            closing: false,
+        }));
+        let keepalive = tokio::spawn(keep_alive(
+            tx.clone(),
+            acks.clone(),
+            inner.cfg.socket_timeout,
+            inner.cfg.bytes_per_checksum,
+        ));
         Ok(BlockStream {
             inner: inner.clone(),
             path: path.to_string(),
@@ -400,10 +465,10 @@ impl BlockStream {
             timeout: ack_timeout(inner.cfg.socket_timeout, nodes.len()),
             nodes,
             sent: min_bytes_rcvd,
-            seqno: 0,
-            writer: conn.writer,
+            tx,
             acks,
             ack_task,
+            keepalive,
             max_in_flight: inner.cfg.max_packets_in_flight.max(1),
         })
     }
@@ -419,33 +484,18 @@ impl BlockStream {
         while let Err(f) = self.wait_until(|s| s.unacked.len() < max).await {
             self.recover(f).await?;
         }
-        self.seqno += 1;
         self.sent = packet.end_offset();
-        self.state().unacked.push_back(packet.clone());
-        if let Err(reason) = self.write(&[packet]).await {
+        let sent = self
+            .tx
+            .lock()
+            .await
+            .send(packet, &self.acks, self.timeout)
+            .await;
+        if let Err(reason) = sent {
             let f = self.diagnose(reason).await;
             self.recover(f).await?;
         }
         Ok(())
-    }
-
-    async fn write(&mut self, packets: &[Packet]) -> std::result::Result<(), String> {
-        let io = async {
-            for p in packets {
-                write_packet(&mut self.writer, p)
-                    .await
-                    .map_err(datanode::to_io)?;
-            }
-            self.writer.flush().await
-        };
-        match tokio::time::timeout(self.timeout, io).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("sending to the pipeline: {e}")),
-            Err(_) => Err(format!(
-                "sending to the pipeline stalled for {:?}",
-                self.timeout
-            )),
-        }
     }
 
     /// After a failed send, lets the ack task say which DataNode failed (an intermediate one
@@ -566,8 +616,11 @@ impl BlockStream {
             };
             call!(self.inner.nn, update_pipeline, req).map_err(nn_err)?;
             self.block = new_block;
-            self.writer = conn.writer;
             self.timeout = ack_timeout(self.inner.cfg.socket_timeout, self.nodes.len());
+            // Swap the connection and resend under the sending lock, so no keep-alive slips in.
+            let tx = self.tx.clone();
+            let mut tx = tx.lock().await;
+            tx.writer = conn.writer;
             let resend: Vec<Packet> = {
                 let mut s = self.state();
                 s.error = None;
@@ -578,7 +631,9 @@ impl BlockStream {
                 self.acks.clone(),
                 self.nodes.clone(),
             ));
-            match self.write(&resend).await {
+            let resent = tx.write(&resend, self.timeout).await;
+            drop(tx);
+            match resent {
                 Ok(()) => return Ok(()),
                 Err(reason) => failure = self.diagnose(reason).await,
             }
@@ -587,7 +642,7 @@ impl BlockStream {
 
     /// Ends the block: the empty last packet, then every ack. Returns the finished block.
     async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, String> {
-        let last = Packet::last(self.seqno, self.sent, false);
+        let last = Packet::last(0, self.sent, false);
         self.send(last).await?;
         self.wait_all_acked().await?;
         let mut block = self.block;
@@ -599,6 +654,37 @@ impl BlockStream {
 impl Drop for BlockStream {
     fn drop(&mut self) {
         self.ack_task.abort();
+        self.keepalive.abort();
+    }
+}
+
+/// Sends an empty packet whenever the pipeline has been silent for half the socket timeout, until
+/// the block's last packet is queued. A failed send needs no handling here: the ack task sees the
+/// broken connection and the next real send recovers the pipeline.
+async fn keep_alive(
+    tx: Arc<tokio::sync::Mutex<Tx>>,
+    acks: Arc<Acks>,
+    socket_timeout: Duration,
+    bpc: u32,
+) {
+    let idle = socket_timeout / 2;
+    loop {
+        tokio::time::sleep(idle / 4).await;
+        let mut t = tx.lock().await;
+        if t.closing {
+            return;
+        }
+        let failed = acks
+            .state
+            .lock()
+            .expect("ack state poisoned")
+            .error
+            .is_some();
+        if failed || t.last_send.elapsed() < idle {
+            continue;
+        }
+        let p = Packet::new(0, t.sent, bytes::Bytes::new(), bpc, false);
+        let _ = t.send(p, &acks, socket_timeout).await;
     }
 }
 

@@ -89,3 +89,26 @@ pub fn read_all(client: &dfs_client::blocking::DfsClient, path: &str) -> Vec<u8>
         .unwrap_or_else(|e| panic!("read {path}: {e}"));
     back
 }
+
+/// Live, non-corrupt replica counts of every block of `path`, from fsck.
+pub fn live_replicas(c: &MiniCluster, path: &str) -> Vec<u64> {
+    let r = fsck(c, path);
+    r["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["blocks"].as_array().unwrap().clone())
+        .map(|b| b["live_replicas"].as_u64().unwrap())
+        .collect()
+}
+
+pub fn wait_fully_replicated(c: &MiniCluster, path: &str, r: u64, timeout: Duration) {
+    eventually(
+        timeout,
+        &format!("every block of {path} to have {r} live replicas"),
+        || {
+            let live = live_replicas(c, path);
+            (!live.is_empty() && live.iter().all(|&n| n == r)).then_some(())
+        },
+    );
+}
