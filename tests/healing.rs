@@ -49,6 +49,35 @@ fn a_datanode_killed_mid_write_does_not_fail_the_write() {
 }
 
 #[test]
+fn a_replacement_datanode_joins_a_broken_pipeline() {
+    // The NameNode's own healing is held off (its monitor runs every 30 s), so three live replicas
+    // right after the write can only come from the replacement the writer brought in.
+    let mut c = cluster()
+        .datanodes(4)
+        .replication(3)
+        .block_size(4 * MIB as u64)
+        .conf("dfs.namenode.replication.interval", "30s")
+        .start()
+        .unwrap();
+    let client = c.client().unwrap();
+    let content = data(3 * MIB + 777, 33);
+    let mut w = client.create("/replaced", Default::default()).unwrap();
+    w.write_all(&content[..MIB + 1234]).unwrap();
+    w.hflush().unwrap();
+    let locs = client.block_locations("/replaced", 0, u64::MAX).unwrap();
+    let victim = index_of(&c, &locs[0].datanodes[2]);
+    c.kill_datanode(victim);
+    w.write_all(&content[MIB + 1234..]).unwrap();
+    w.close().unwrap();
+    wait_fully_replicated(&c, "/replaced", 3, Duration::from_secs(10));
+    let locs = client.block_locations("/replaced", 0, u64::MAX).unwrap();
+    assert!(!locs[0]
+        .datanodes
+        .contains(&c.datanode_addr(victim).to_string()));
+    assert!(read_all(&client, "/replaced") == content);
+}
+
+#[test]
 fn two_of_four_datanodes_dead_data_readable_and_healed_with_a_new_one() {
     let mut c = cluster()
         .datanodes(4)

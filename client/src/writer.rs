@@ -11,8 +11,10 @@
 //! the first one breaks), the writer drops it, asks the NameNode for a new generation stamp (so the
 //! dropped replica is recognizably stale), reconnects the survivors with stage RECOVERY at the
 //! acknowledged length, records the new pipeline with the NameNode, and resends every unacknowledged
-//! packet. The caller sees an error only when no DataNode is left. The block then has fewer
-//! replicas than asked for; the NameNode re-replicates it once the block is complete.
+//! packet. The caller sees an error only when no DataNode is left. When the NameNode has a
+//! replacement DataNode, a survivor first copies the acknowledged bytes to it and it joins the
+//! rebuilt pipeline, so the block keeps its replication; otherwise the NameNode re-replicates the
+//! block once it is complete.
 //!
 //! Keep-alive: a pipeline with nothing to send for half the socket timeout gets an empty packet
 //! (as HDFS's heartbeat packets), so DataNodes do not time out a writer that is merely idle.
@@ -349,6 +351,10 @@ struct BlockStream {
     path: String,
     block: pb::ExtendedBlock,
     nodes: Vec<pb::DatanodeId>,
+    /// DataNodes the pipeline started with: recovery looks for replacements up to this many.
+    width: usize,
+    /// DataNodes dropped from this pipeline (uuids), never asked back.
+    dropped: Vec<String>,
     /// Block offset just past the last data packet sent (a copy of `Tx::sent` for the writer).
     sent: u64,
     /// Shared with the keep-alive task. A tokio mutex: it is held across the socket write, so
@@ -463,6 +469,8 @@ impl BlockStream {
             path: path.to_string(),
             block,
             timeout: ack_timeout(inner.cfg.socket_timeout, nodes.len()),
+            width: nodes.len(),
+            dropped: Vec::new(),
             nodes,
             sent: min_bytes_rcvd,
             tx,
@@ -563,6 +571,7 @@ impl BlockStream {
                 failure.reason,
                 self.nodes.len()
             );
+            self.dropped.push(lost.uuid.clone());
             if self.nodes.is_empty() {
                 return Err(format!(
                     "every DataNode of the pipeline failed; last: {}",
@@ -575,6 +584,7 @@ impl BlockStream {
                 .unacked
                 .front()
                 .map_or(self.sent, |p| p.header.offset_in_block);
+            self.add_replacement(acked).await;
             let nn_err = |e: Error| format!("pipeline recovery: {e}");
             let req = pb::UpdateBlockForPipelineRequest {
                 block: Some(self.block),
@@ -638,6 +648,56 @@ impl BlockStream {
                 Err(reason) => failure = self.diagnose(reason).await,
             }
         }
+    }
+
+    /// Best effort: asks the NameNode for a DataNode to replace a dropped one and has the first
+    /// survivor copy the `acked` bytes to it, so it can join the rebuilt pipeline.
+    async fn add_replacement(&mut self, acked: u64) {
+        if self.nodes.len() >= self.width {
+            return;
+        }
+        let req = pb::GetAdditionalDatanodeRequest {
+            path: self.path.clone(),
+            block: Some(self.block),
+            existing: self.nodes.clone(),
+            exclude_nodes: self.dropped.clone(),
+            num_additional: 1,
+            client_name: self.inner.client_name.clone(),
+            file_id: 0,
+        };
+        let offered = match call!(self.inner.nn, get_additional_datanode, req) {
+            Ok(r) => r.block.map(|b| b.locations).unwrap_or_default(),
+            Err(e) => {
+                tracing::info!(path = %self.path, "no replacement DataNode: {e}");
+                return;
+            }
+        };
+        let Some(new) = offered.into_iter().filter_map(|l| l.id).find(|d| {
+            !self.nodes.iter().any(|n| n.uuid == d.uuid) && !self.dropped.contains(&d.uuid)
+        }) else {
+            return;
+        };
+        if acked > 0 {
+            let mut block = self.block;
+            block.num_bytes = acked;
+            let op = Op::TransferReplica(pb::TransferReplicaOp {
+                block: Some(block),
+                targets: vec![new.clone()],
+                length: acked,
+            });
+            let source = &self.nodes[0];
+            let copied =
+                match Conn::open::<pb::TransferReplicaResponse>(source, op, self.timeout).await {
+                    Ok((_, r)) => datanode::check(r.status, &r.message, source),
+                    Err(e) => Err(format!("DataNode {}: {e}", datanode::addr(source))),
+                };
+            if let Err(e) = copied {
+                tracing::warn!(path = %self.path, "could not copy the replica to a replacement DataNode: {e}");
+                return;
+            }
+        }
+        tracing::info!(path = %self.path, block = self.block.block_id, "replacement DataNode {} joins the pipeline", datanode::addr(&new));
+        self.nodes.push(new);
     }
 
     /// Ends the block: the empty last packet, then every ack. Returns the finished block.

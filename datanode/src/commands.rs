@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use crate::namenode::NnClient;
-use crate::storage::Verification;
+use crate::storage::{ReplicaView, Verification};
 use crate::transfer::{recover_local, send, Reader, Writer, XferContext, IO_BUFFER};
 use crate::types::{required_block, Block, GenerationStamp, Peer, ReplicaState};
 use crate::{sender, Error, Result};
@@ -55,11 +55,6 @@ pub(crate) async fn transfer_block(
         .iter()
         .map(Peer::try_from)
         .collect::<Result<_>>()?;
-    let Some(first) = targets.first() else {
-        return Err(Error::Invalid(format!(
-            "transfer of {want} without targets"
-        )));
-    };
     let (view, data, meta_file) = ctx.storage.open_replica(want.id)?;
     if view.state != ReplicaState::Finalized || view.block.gs != want.gs {
         return Err(Error::Invalid(format!(
@@ -68,9 +63,52 @@ pub(crate) async fn transfer_block(
         )));
     }
     let len = view.block.num_bytes;
+    send_replica(ctx, want, &targets, (view, data, meta_file), len, t).await
+}
+
+/// Pipeline recovery, asked by a client: copies the local replica, finalized or being written,
+/// up to `length` acknowledged bytes to a replacement DataNode (see [`transfer_block`]).
+pub(crate) async fn transfer_replica(
+    ctx: &Arc<XferContext>,
+    op: &pb::TransferReplicaOp,
+    t: Duration,
+) -> Result<()> {
+    let want = required_block(op.block.as_ref())?;
+    let targets: Vec<Peer> = op
+        .targets
+        .iter()
+        .map(Peer::try_from)
+        .collect::<Result<_>>()?;
+    let (view, data, meta_file) = ctx.storage.open_replica(want.id)?;
+    if view.block.gs != want.gs || op.length > view.block.num_bytes {
+        return Err(Error::Invalid(format!(
+            "cannot copy {} bytes of {want}: local replica has stamp {} and {} visible bytes",
+            op.length, view.block.gs.0, view.block.num_bytes
+        )));
+    }
+    send_replica(ctx, want, &targets, (view, data, meta_file), op.length, t).await
+}
+
+/// Streams the first `len` bytes of an open local replica to `targets[0]` (which forwards to the
+/// rest) with stage TRANSFER and waits for the last packet's ack.
+async fn send_replica(
+    ctx: &Arc<XferContext>,
+    want: Block,
+    targets: &[Peer],
+    (view, data, meta_file): (ReplicaView, std::fs::File, std::fs::File),
+    len: u64,
+    t: Duration,
+) -> Result<()> {
+    let Some(first) = targets.first() else {
+        return Err(Error::Invalid(format!(
+            "transfer of {want} without targets"
+        )));
+    };
     let (mut rd, mut wr) = connect(first, t).await?;
+    let mut block = view.block;
+    block.num_bytes = len;
     let op = pb::WriteBlockOp {
-        block: Some(view.block.into()),
+        block: Some(block.into()),
         targets: targets[1..].iter().map(pb::DatanodeId::from).collect(),
         stage: pb::Stage::Transfer as i32,
         min_bytes_rcvd: 0,

@@ -134,6 +134,7 @@ async fn handle_connection(sock: TcpStream, peer: SocketAddr, ctx: &Arc<XferCont
         Some(Op::BlockChecksum(op)) => block_checksum(ctx, op, &mut wr).await,
         Some(Op::ReplicaLength(op)) => replica_length(ctx, op, &mut wr).await,
         Some(Op::RecoverReplica(op)) => recover_replica(ctx, op, &mut wr).await,
+        Some(Op::TransferReplica(op)) => transfer_replica(ctx, op, &mut wr).await,
         None => {
             warn!(%peer, "request without a known op, closing");
             return;
@@ -271,6 +272,28 @@ async fn checksum_of(
         num_bytes: view.block.num_bytes,
         crc_of_crcs: crc32c::crc32c(&dfs_proto::checksum::encode(&sums)),
     })
+}
+
+/// Pipeline recovery: copy the local replica to a replacement DataNode, then answer the client.
+async fn transfer_replica(
+    ctx: &Arc<XferContext>,
+    op: pb::TransferReplicaOp,
+    w: &mut Writer,
+) -> Result<()> {
+    let resp = match crate::commands::transfer_replica(ctx, &op, ctx.socket_timeout).await {
+        Ok(()) => pb::TransferReplicaResponse {
+            status: pb::Status::Success as i32,
+            message: String::new(),
+        },
+        Err(e) => {
+            warn!("copying a replica for pipeline recovery failed: {e}");
+            pb::TransferReplicaResponse {
+                status: wire_status(&e) as i32,
+                message: e.to_string(),
+            }
+        }
+    };
+    send(w, &resp, ctx.socket_timeout).await
 }
 
 async fn replica_length(ctx: &XferContext, op: pb::ReplicaLengthOp, w: &mut Writer) -> Result<()> {
