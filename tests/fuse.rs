@@ -15,6 +15,7 @@ use dfs_cluster::MiniCluster;
 struct Mounted {
     child: Child,
     dir: tempfile::TempDir,
+    log: PathBuf,
 }
 
 impl Mounted {
@@ -24,20 +25,35 @@ impl Mounted {
     fn p(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
+
+    /// SIGTERM, as a user's Ctrl-C or a service manager: returns how the mount process ended
+    /// (None if it did not within 10 s).
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
 }
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of the mount at {} ---\n{}",
+                self.path().display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.terminate().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         if is_mounted(self.dir.path()) {
             let _ = Command::new("umount")
                 .arg("-l")
@@ -55,15 +71,36 @@ fn is_mounted(p: &Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap_or("")))
 }
 
-fn mount(c: &MiniCluster) -> Option<Mounted> {
+/// Whether FUSE tests run here: they fail loudly where FUSE is missing, unless skipped.
+fn fuse_available() -> bool {
     if std::env::var("DFS_SKIP_FUSE_TESTS").as_deref() == Ok("1") {
         eprintln!("DFS_SKIP_FUSE_TESTS=1: skipping a FUSE test");
-        return None;
+        return false;
     }
     assert!(
         Path::new("/dev/fuse").exists(),
         "/dev/fuse is missing: FUSE tests need it (set DFS_SKIP_FUSE_TESTS=1 to skip them)"
     );
+    true
+}
+
+/// Mounts `c` with the kernel's caches off (every test sees the NameNode's truth at once).
+fn mount(c: &MiniCluster) -> Option<Mounted> {
+    mount_with(
+        c,
+        &[
+            "-D",
+            "dfs.fuse.attr-timeout=0s",
+            "-D",
+            "dfs.fuse.entry-timeout=0s",
+        ],
+    )
+}
+
+fn mount_with(c: &MiniCluster, defines: &[&str]) -> Option<Mounted> {
+    if !fuse_available() {
+        return None;
+    }
     let dir = tempfile::Builder::new()
         .prefix("dfs-mnt-")
         .tempdir()
@@ -72,31 +109,84 @@ fn mount(c: &MiniCluster) -> Option<Mounted> {
         "mount-{}.out",
         dir.path().file_name().unwrap().to_string_lossy()
     ));
+    let log = out.with_extension("log");
     let child = c
         .command()
-        .args([
-            "-D",
-            "dfs.fuse.attr-timeout=0s",
-            "-D",
-            "dfs.fuse.entry-timeout=0s",
-        ])
+        .args(defines)
         .arg("mount")
         .arg("--foreground")
         .arg(dir.path())
         .env("RUST_LOG", "info")
         .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(out.with_extension("log")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let m = Mounted { child, dir };
-    eventually(Duration::from_secs(30), "the mount", || {
-        std::fs::read_to_string(&out)
-            .ok()
-            .filter(|s| s.contains("mounted at"))
-            .map(drop)
-    });
+    let mut m = Mounted { child, dir, log };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&out).is_ok_and(|s| s.contains("mounted at")) {
+        if let Ok(Some(status)) = m.child.try_wait() {
+            panic!(
+                "dfs mount ended ({status}) before mounting: {}",
+                std::fs::read_to_string(&m.log).unwrap_or_default()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dfs mount did not mount in 30 s: {}",
+            std::fs::read_to_string(&m.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(is_mounted(m.path()), "not in /proc/self/mountinfo");
     Some(m)
+}
+
+/// The NameNode's status document.
+fn status(c: &MiniCluster) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(c.http_addr()).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap()
+}
+
+/// Calls of RPC `method` the NameNode has served.
+fn rpc_calls(c: &MiniCluster, method: &str) -> u64 {
+    status(c)["rpc"][method].as_u64().unwrap_or(0)
+}
+
+/// Runs `script` as the unprivileged user nobody.
+fn sh_as_nobody(script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Runs a Python program (the tests' way to make exact system calls).
+fn python(program: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn sh(script: &str) -> String {
@@ -205,6 +295,32 @@ fn everyday_tools_on_a_mounted_cluster() {
     assert!(err.contains("not supported"), "{err}");
     sh(&format!("cmp {big_s} {mnt}/dd.bin"));
 
+    // chown, touch with a given time, cp -p (times set on the open file before it is closed),
+    // truncation to 0 and, refused, to a shorter length; mv of a whole directory.
+    sh(&format!(
+        "printf 12345 > {mnt}/own && chown nobody:nogroup {mnt}/own && \
+         touch -d '2020-01-02 03:04:05 UTC' {mnt}/own"
+    ));
+    let ls = sh(&format!("ls -l {mnt}/own"));
+    assert!(ls.contains(" nobody nogroup "), "{ls}");
+    assert_eq!(sh(&format!("stat -c %Y {mnt}/own")).trim(), "1577934245");
+    sh(&format!(
+        "touch -d '2019-05-06 07:08:09 UTC' {big_s} && cp -p {big_s} {mnt}/kept.bin && \
+         cmp {big_s} {mnt}/kept.bin"
+    ));
+    assert_eq!(
+        sh(&format!("stat -c %Y {mnt}/kept.bin")).trim(),
+        "1557126489"
+    );
+    let err = sh_fails(&format!("truncate -s 2 {mnt}/own"));
+    assert!(err.contains("not supported"), "{err}");
+    sh(&format!("truncate -s 0 {mnt}/own && test ! -s {mnt}/own"));
+    sh(&format!(
+        "mkdir -p {mnt}/d1/sub && echo deep > {mnt}/d1/sub/f && mv {mnt}/d1 {mnt}/d2"
+    ));
+    assert_eq!(dfs_ok(&c, &["cat", "/d2/sub/f"]), "deep\n");
+    assert!(!m.p("d1").exists());
+
     // Errors are the right errno, not EIO.
     let err = sh_fails(&format!("cat {mnt}/missing"));
     assert!(err.contains("No such file"), "{err}");
@@ -230,6 +346,23 @@ fn readdir_pages_and_rsync_and_find() {
     sh(&format!(
         "mkdir {mnt}/many && for i in $(seq 1 35); do echo $i > {mnt}/many/f$i; done"
     ));
+    {
+        // `ls -l` through a mount with kernel caching (as users run it) costs one listing RPC
+        // per page of 10 and no stat per entry: names and attributes come together.
+        let Some(cached) = mount_with(&c, &[]) else {
+            return;
+        };
+        let (lists, stats) = (rpc_calls(&c, "GetListing"), rpc_calls(&c, "GetFileInfo"));
+        let ls = sh(&format!("ls -l {}/many", cached.path().display()));
+        assert_eq!(ls.lines().filter(|l| l.starts_with("-rw")).count(), 35);
+        let lists = rpc_calls(&c, "GetListing") - lists;
+        let stats = rpc_calls(&c, "GetFileInfo") - stats;
+        assert!(
+            (4..=5).contains(&lists),
+            "{lists} listing RPCs for 35 entries"
+        );
+        assert!(stats <= 3, "{stats} stat RPCs for `ls -l` of 35 entries");
+    }
     let ls = sh(&format!("ls {mnt}/many | wc -l"));
     assert_eq!(ls.trim(), "35");
     let found = sh(&format!("find {mnt}/many -type f | wc -l"));
@@ -255,4 +388,208 @@ fn readdir_pages_and_rsync_and_find() {
         "printf v1 > {mnt}/doc && printf v2 > {mnt}/.doc.swp && mv -f {mnt}/.doc.swp {mnt}/doc"
     ));
     assert_eq!(dfs_ok(&c, &["cat", "/doc"]), "v2");
+}
+
+#[test]
+fn other_users_get_posix_errors() {
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    let Some(m) = mount(&c) else { return };
+    let mnt = m.path().display().to_string();
+    // root is the superuser: it may do anything, and hands out a shared directory.
+    sh(&format!(
+        "printf secret > {mnt}/private && chmod 600 {mnt}/private && \
+         mkdir {mnt}/shared && chmod 1777 {mnt}/shared"
+    ));
+    let out = sh_as_nobody(&format!("cat {mnt}/private"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Permission denied"),
+        "{err}"
+    );
+    let out = sh_as_nobody(&format!("chmod 777 {mnt}/private"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Operation not permitted"),
+        "{err}"
+    );
+    let out = sh_as_nobody(&format!(
+        "echo mine > {mnt}/shared/mine && cat {mnt}/shared/mine"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["stat", "--json", "/shared/mine"])).unwrap();
+    assert_eq!(st["owner"], "nobody", "{st}");
+    // Names the NameNode refuses get the errno POSIX names, not EIO.
+    let err = sh_fails(&format!("touch {mnt}/{}", "n".repeat(256)));
+    assert!(err.contains("File name too long"), "{err}");
+    let err = sh_fails(&format!("touch {mnt}/$(printf '\\377')"));
+    assert!(err.contains("Invalid argument"), "{err}");
+}
+
+#[test]
+fn handles_share_appends_read_their_own_writes_and_never_see_a_replacement() {
+    let c = cluster()
+        .datanodes(2)
+        .replication(2)
+        .block_size(1 << 20)
+        .start()
+        .unwrap();
+    let Some(m) = mount(&c) else { return };
+    let mnt = m.path().display().to_string();
+    let dfs_bin = env!("CARGO_BIN_EXE_dfs");
+    let nn = c.namenode_addr();
+    python(&format!(
+        r#"
+import os, subprocess
+mnt = '{mnt}'
+# Two handles appending to one file, alternately: both land, in order.
+p = mnt + '/shared.log'
+a = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+b = os.open(p, os.O_WRONLY | os.O_APPEND)
+for i in range(100):
+    os.write(a if i % 2 == 0 else b, b'line %d\n' % i)
+os.close(a); os.close(b)
+want = b''.join(b'line %d\n' % i for i in range(100))
+assert open(p, 'rb').read() == want, 'two appenders'
+# A child inherits the descriptor and exits (closing, so flushing, it); the parent writes on.
+fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+if os.fork() == 0:
+    os.write(fd, b'child\n'); os._exit(0)
+os.wait()
+os.write(fd, b'parent\n'); os.close(fd)
+assert open(p, 'rb').read() == want + b'child\nparent\n', 'dup and fork'
+# A read-write handle reads back what it wrote, across blocks.
+data = os.urandom(2500000)
+with open(mnt + '/rw.bin', 'w+b') as f:
+    f.write(data); f.flush()
+    f.seek(0)
+    assert f.read() == data, 'read own writes'
+    f.write(b'tail')
+    f.seek(len(data))
+    assert f.read() == b'tail', 'read own appended writes'
+# fsync: the data is durable and visible to other clients while the file is still open.
+with open(mnt + '/synced', 'wb') as f:
+    f.write(b'durable'); f.flush(); os.fsync(f.fileno())
+    seen = subprocess.run(['{dfs_bin}', '--namenode', '{nn}', 'cat', '/synced'], capture_output=True).stdout
+    assert seen == b'durable', seen
+# A handle open on a file that a rename replaces never reads the new file's bytes.
+old = os.urandom(3000000)
+open(mnt + '/doc', 'wb').write(old)
+f = open(mnt + '/doc', 'rb', buffering=0)
+head = f.read(1000)
+open(mnt + '/doc.new', 'wb').write(b'N' * 3000000)
+os.rename(mnt + '/doc.new', mnt + '/doc')
+try:
+    rest = f.read()
+    assert head + rest == old[:len(head + rest)], 'read bytes of the replacement'
+except OSError as e:
+    pass  # the replaced file's blocks are gone: an error, never other bytes
+assert open(mnt + '/doc', 'rb').read() == b'N' * 3000000
+"#
+    ));
+    assert_eq!(
+        dfs_ok(&c, &["cat", "/shared.log"]).lines().count(),
+        102,
+        "through the shell too"
+    );
+}
+
+#[test]
+fn mounts_start_and_stop_cleanly() {
+    if !fuse_available() {
+        return;
+    }
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    // A NameNode that cannot be reached: one clear line and a non-zero exit, not a hang.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .args(["--namenode", &free, "mount"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the NameNode at {free}")) && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!is_mounted(dir.path()));
+
+    // SIGTERM unmounts and exits 0.
+    let Some(mut m) = mount(&c) else { return };
+    sh(&format!("echo hi > {}/f", m.path().display()));
+    let status = m.terminate().expect("dfs mount did not stop on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!is_mounted(m.path()));
+
+    // Also when a process still sits in the mount: it is detached, not left dead.
+    let Some(mut m) = mount(&c) else { return };
+    let mut squatter = Command::new("sleep")
+        .arg("60")
+        .current_dir(m.path())
+        .spawn()
+        .unwrap();
+    let status = m.terminate();
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let status = status.expect("a busy dfs mount did not stop on SIGTERM");
+    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+    assert!(status.success(), "{status}: {log}");
+    assert!(!is_mounted(m.path()), "{log}");
+    assert!(log.contains("busy"), "{log}");
+
+    // `dfs up --mount`: a whole local cluster, mounted; Ctrl-C (SIGINT) stops and unmounts it.
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, mnt) = (dir.path().join("up.out"), dir.path().join("mnt"));
+    let mut up = Command::new(env!("CARGO_BIN_EXE_dfs"))
+        .args([
+            "-D",
+            "dfs.namenode.rpc-address=127.0.0.1:0",
+            "-D",
+            "dfs.namenode.http-address=127.0.0.1:0",
+            "-D",
+            "dfs.replication=1",
+            "up",
+            "--datanodes",
+            "1",
+            "--dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--mount")
+        .arg(&mnt)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let announced = eventually(Duration::from_secs(30), "dfs up --mount", || {
+        std::fs::read_to_string(&out_path)
+            .ok()
+            .filter(|s| s.contains("mounted at"))
+    });
+    let written = eventually(Duration::from_secs(30), "a write through the mount", || {
+        std::fs::write(mnt.join("hello"), "world").ok()
+    });
+    assert_eq!(written, ());
+    assert_eq!(std::fs::read_to_string(mnt.join("hello")).unwrap(), "world");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(up.id() as libc::pid_t, libc::SIGINT) };
+    let status = eventually(Duration::from_secs(30), "dfs up to stop", || {
+        up.try_wait().unwrap()
+    });
+    if is_mounted(&mnt) {
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+    }
+    assert!(status.success(), "{status}: {announced}");
+    assert!(!is_mounted(&mnt));
 }

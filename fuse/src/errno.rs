@@ -24,7 +24,6 @@ pub fn errno(e: &Error) -> Errno {
         }
         Error::SafeMode(_) => Errno::EROFS,
         Error::NotSupported(_) => Errno::EOPNOTSUPP,
-        Error::Closed(_) => Errno::EBADF,
         Error::Unavailable { .. } => {
             tracing::warn!("{e}");
             Errno::ENOTCONN
@@ -40,6 +39,15 @@ pub fn errno(e: &Error) -> Errno {
             tracing::warn!("I/O error: {e}");
             Errno::EIO
         }
+    }
+}
+
+/// For what only a file's owner may do (chmod, chown, setting explicit times), POSIX says a
+/// refusal is EPERM, not EACCES.
+pub fn owner_errno(e: &Error) -> Errno {
+    match e {
+        Error::PermissionDenied(_) => Errno::EPERM,
+        _ => errno(e),
     }
 }
 
@@ -59,5 +67,10 @@ mod tests {
         );
         assert_eq!(errno(&Error::NotSupported("x".into())), Errno::EOPNOTSUPP);
         assert_eq!(errno(&Error::PermissionDenied("x".into())), Errno::EACCES);
+        assert_eq!(
+            owner_errno(&Error::PermissionDenied("x".into())),
+            Errno::EPERM
+        );
+        assert_eq!(owner_errno(&Error::NotFound("x".into())), Errno::ENOENT);
     }
 }

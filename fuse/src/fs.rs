@@ -1,44 +1,60 @@
-//! [`DfsFs`]: the `fuser::Filesystem`. Each method is a thin adapter: resolve the inode to a path,
-//! call a helper that returns `Result<_, Error>` (running the async client on the mount's tokio
-//! runtime), reply. Errors become errno in `errno::errno` only.
+//! [`DfsFs`]: the `fuser::Filesystem`. Each method is a thin adapter: it takes what it needs
+//! from the request and runs the work as a task on the mount's tokio runtime, which replies.
+//! The kernel's session threads only read requests, so a slow DataNode delays the requests
+//! waiting for it and nothing else. Errors become errno in `errno` only.
 //!
-//! Writes: a file handle gets a client writer at its first write, created (new file) or
-//! appending (existing file), so data streams through the pipeline as it comes and is never
-//! buffered whole. Only writes at the current end of the file are possible: the others answer
-//! EOPNOTSUPP. `flush` (every `close(2)`) completes the file, which gives close-to-open
-//! consistency; `fsync` is `hsync`.
+//! Writes: the first write through a handle opens a client writer (appending, or the writer
+//! from `create`), so data streams through the pipeline as it comes and is never buffered
+//! whole. One writer per file serves every handle of this mount, so two processes appending to
+//! one file share one lease. Only writes at the end of the file are possible (an `O_APPEND`
+//! handle always writes there); others answer EOPNOTSUPP. `flush` (every `close(2)`) completes
+//! the file when no other handle may write it, and hflushes it otherwise: close-to-open
+//! consistency either way. `fsync` is `hsync`.
 //!
-//! Reads: each handle keeps a few positioned readers, so the kernel's concurrent read-ahead
-//! requests (served by several session threads) each continue a stream instead of seeking one.
+//! Reads: one stream per handle reads forward; the kernel's concurrent read-ahead requests
+//! arrive out of order, so the stream's recent bytes are kept in a [`Window`] from which the
+//! late ones are served.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ffi::{OsStr, OsString};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use dfs_client::user::{group_id, group_name, user_id, user_name, UserInfo};
-use dfs_client::{CreateOptions, DfsClient, Error, FileReader, FileStatus, FileWriter};
+use dfs_client::{CreateOptions, DfsClient, FileReader, FileStatus, FileWriter};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     Request, TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle;
 
-use crate::errno::errno;
+use crate::errno::{errno, owner_errno};
 use crate::inodes::{child, Inodes, ROOT};
-use crate::MountOptions;
+use crate::window::{Window, KEEP};
+use crate::{lock, MountOptions};
 
-type Result<T> = std::result::Result<T, Error>;
+/// What every operation returns: the errno is chosen where the client error is met.
+type Reply<T> = std::result::Result<T, Errno>;
 
-/// Readers kept per open file handle.
-const READERS_PER_HANDLE: usize = 4;
+/// How far ahead of its stream a read may land and still be served by reading forward (the
+/// bytes in between are kept for the requests that arrive late), rather than by moving the
+/// stream: more than the kernel's read-ahead ever has in flight.
+const MAX_SKIP: u64 = KEEP;
+/// Bytes read from a stream at a time (the largest FUSE request).
+const CHUNK: u64 = 1 << 20;
 /// uid/gid shown for owners and groups unknown to the local databases.
 const NOBODY: u32 = 65534;
 
 pub struct DfsFs {
+    fs: Arc<Fs>,
+}
+
+struct Fs {
     rt: Handle,
     client: DfsClient,
     opts: MountOptions,
@@ -47,71 +63,142 @@ pub struct DfsFs {
     next_fh: AtomicU64,
     /// One client per calling (uid, gid), so the NameNode checks that user's permissions.
     users: Mutex<HashMap<(u32, u32), DfsClient>>,
-    /// Files with a writer in this mount: their length as written so far, which the NameNode
-    /// does not know yet and the kernel must not be told is shorter.
-    writing: Mutex<HashMap<u64, Arc<AtomicU64>>>,
+    /// Files with open handles, by inode.
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
 }
 
 #[derive(Clone)]
 enum Open {
-    File(Arc<OpenFile>),
-    Dir(Arc<Mutex<Listing>>),
+    File(Arc<FileHandleState>),
+    /// A tokio mutex: held across the listing RPC.
+    Dir(Arc<tokio::sync::Mutex<Listing>>),
 }
 
+/// A file this mount has open, shared by all of its handles.
 struct OpenFile {
     ino: u64,
-    path: String,
-    client: DfsClient,
-    writer: Mutex<Option<FileWriter>>,
-    /// Length of the file as this handle knows it (grows with every write); shared with
-    /// `DfsFs::writing` while the handle writes.
-    length: Arc<AtomicU64>,
-    readers: Mutex<Vec<FileReader>>,
+    /// The file's length as this mount knows it: while it writes, longer than the NameNode
+    /// knows, and the kernel must never be told less.
+    length: AtomicU64,
+    /// Whether `write` holds a writer (read without the lock by `attr`).
+    writing: AtomicBool,
+    /// A tokio mutex: held across the writer's network calls.
+    write: tokio::sync::Mutex<Writing>,
+    /// Open handles, and those that may write; changed under `Fs::files`' lock.
+    counts: Mutex<(usize, usize)>,
 }
 
-/// A directory being listed, fetched one NameNode page at a time.
+#[derive(Default)]
+struct Writing {
+    writer: Option<FileWriter>,
+    /// (mtime, atime) set while writing: completing the file sets the mtime, so they are
+    /// applied after it (`cp -p`, `touch` on an open file).
+    times: Option<(Option<u64>, Option<u64>)>,
+}
+
+struct FileHandleState {
+    file: Arc<OpenFile>,
+    /// The client of the user who opened the handle.
+    client: DfsClient,
+    writable: bool,
+    append: bool,
+    /// A tokio mutex: held across the stream's reads.
+    stream: tokio::sync::Mutex<Option<Stream>>,
+}
+
+/// A handle's read stream: `reader` is positioned at `window.end()`.
+struct Stream {
+    reader: FileReader,
+    window: Window,
+}
+
+/// A directory being listed, one NameNode page at a time: only the current page is kept.
 struct Listing {
     path: String,
+    /// Index in the directory of `entries[0]`.
+    base: usize,
     entries: Vec<FileStatus>,
     done: bool,
+}
+
+/// The calling process's ids.
+#[derive(Clone, Copy)]
+struct Caller {
+    uid: u32,
+    gid: u32,
+}
+
+impl Caller {
+    fn of(req: &Request) -> Caller {
+        Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+        }
+    }
+}
+
+trait OrErrno<T> {
+    fn or_errno(self) -> Reply<T>;
+}
+
+impl<T> OrErrno<T> for dfs_client::Result<T> {
+    fn or_errno(self) -> Reply<T> {
+        self.map_err(|e| errno(&e))
+    }
+}
+
+/// The changes of one `setattr`.
+struct SetAttr {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
 }
 
 impl DfsFs {
     pub fn new(rt: Handle, client: DfsClient, opts: MountOptions) -> DfsFs {
         DfsFs {
-            rt,
-            client,
-            opts,
-            inodes: Inodes::new(),
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
-            users: Mutex::new(HashMap::new()),
-            writing: Mutex::new(HashMap::new()),
+            fs: Arc::new(Fs {
+                rt,
+                client,
+                opts,
+                inodes: Inodes::new(),
+                handles: Mutex::new(HashMap::new()),
+                next_fh: AtomicU64::new(1),
+                users: Mutex::new(HashMap::new()),
+                files: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+    /// Runs `work` on the runtime; the session thread goes back to the kernel at once.
+    fn run<F>(&self, work: impl FnOnce(Arc<Fs>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.fs.rt.spawn(work(self.fs.clone()));
     }
+}
 
+impl Fs {
     /// The client acting as the caller.
-    fn client(&self, req: &Request) -> DfsClient {
-        let key = (req.uid(), req.gid());
-        let mut users = self.users.lock().expect("users poisoned");
-        users
-            .entry(key)
+    fn client(&self, c: Caller) -> DfsClient {
+        lock(&self.users)
+            .entry((c.uid, c.gid))
             .or_insert_with(|| {
                 let _guard = self.rt.enter();
-                self.client.with_user(UserInfo::from_ids(key.0, key.1))
+                self.client.with_user(UserInfo::from_ids(c.uid, c.gid))
             })
             .clone()
     }
 
-    fn path(&self, ino: INodeNo) -> std::result::Result<String, Errno> {
-        self.inodes.path(ino.0).ok_or(Errno::ESTALE)
+    fn path(&self, ino: u64) -> Reply<String> {
+        self.inodes.path(ino).ok_or(Errno::ESTALE)
     }
 
-    fn child_path(&self, parent: INodeNo, name: &OsStr) -> std::result::Result<String, Errno> {
+    fn child_path(&self, parent: u64, name: &OsStr) -> Reply<String> {
         let name = name.to_str().ok_or(Errno::EINVAL)?;
         Ok(child(&self.path(parent)?, name))
     }
@@ -119,8 +206,10 @@ impl DfsFs {
     fn attr(&self, st: &FileStatus) -> FileAttr {
         let ino = if st.inode_id == 0 { ROOT } else { st.inode_id };
         let mut size = st.length;
-        if let Some(len) = self.writing.lock().expect("writing poisoned").get(&ino) {
-            size = size.max(len.load(Ordering::Relaxed));
+        if let Some(f) = lock(&self.files).get(&ino) {
+            if f.writing.load(Ordering::Acquire) {
+                size = size.max(f.length.load(Ordering::Acquire));
+            }
         }
         let t = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
         FileAttr {
@@ -131,242 +220,108 @@ impl DfsFs {
             mtime: t(st.mtime_ms),
             ctime: t(st.mtime_ms),
             crtime: t(st.mtime_ms),
-            kind: if st.is_dir() {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
-            },
+            kind: file_type(st),
             perm: st.permission as u16,
             nlink: if st.is_dir() { 2 } else { 1 },
             uid: user_id(&st.owner).unwrap_or(NOBODY),
             gid: group_id(&st.group).unwrap_or(NOBODY),
             rdev: 0,
-            blksize: 1 << 20,
+            blksize: CHUNK as u32,
             flags: 0,
         }
     }
 
     /// Looks `path` up and hands the kernel a reference to it.
-    fn entry(&self, client: &DfsClient, path: &str) -> Result<FileAttr> {
-        let st = self.block_on(client.stat(path))?;
+    async fn entry(&self, client: &DfsClient, path: &str) -> Reply<FileAttr> {
+        let st = client.stat(path).await.or_errno()?;
         let attr = self.attr(&st);
         self.inodes.remember(attr.ino.0, path);
         Ok(attr)
     }
 
-    fn getattr_path(&self, client: &DfsClient, ino: u64, path: &str) -> Result<FileAttr> {
-        let st = self.block_on(client.stat(path))?;
+    /// The status of inode `ino`, at `path`: ESTALE when the path now names another file.
+    async fn stat_ino(&self, client: &DfsClient, ino: u64, path: &str) -> Reply<FileStatus> {
+        let st = client.stat(path).await.or_errno()?;
         if st.inode_id != ino && !(ino == ROOT && path == "/") {
-            // The path now names another file: the one the kernel asks about is gone.
-            return Err(Error::NotFound(format!("{path} was replaced")));
+            tracing::info!("{path} is no longer inode {ino} (replaced by another client)");
+            return Err(Errno::ESTALE);
         }
-        Ok(self.attr(&st))
+        Ok(st)
+    }
+
+    async fn getattr(&self, c: Caller, ino: u64) -> Reply<FileAttr> {
+        let path = self.path(ino)?;
+        Ok(self.attr(&self.stat_ino(&self.client(c), ino, &path).await?))
     }
 
     fn new_fh(&self, open: Open) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .lock()
-            .expect("handles poisoned")
-            .insert(fh, open);
+        lock(&self.handles).insert(fh, open);
         fh
     }
 
-    fn handle(&self, fh: FileHandle) -> std::result::Result<Open, Errno> {
-        self.handles
-            .lock()
-            .expect("handles poisoned")
-            .get(&fh.0)
-            .cloned()
-            .ok_or(Errno::EBADF)
+    fn handle(&self, fh: FileHandle) -> Reply<Open> {
+        lock(&self.handles).get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
-    fn file(&self, fh: FileHandle) -> std::result::Result<Arc<OpenFile>, Errno> {
+    fn file_handle(&self, fh: FileHandle) -> Reply<Arc<FileHandleState>> {
         match self.handle(fh)? {
             Open::File(f) => Ok(f),
             Open::Dir(_) => Err(Errno::EISDIR),
         }
     }
 
-    /// unlink (`dir` false) and rmdir (`dir` true): the NameNode's non-recursive delete removes a
-    /// file or an empty directory alike, so the kind POSIX requires is checked here first.
-    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
-        let path = match self.child_path(parent, name) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let client = self.client(req);
-        let result = self.block_on(async {
-            match (client.stat(&path).await?.is_dir(), dir) {
-                (true, false) => Err(Error::IsADirectory(path.clone())),
-                (false, true) => Err(Error::NotADirectory(path.clone())),
-                _ => client.delete(&path, false).await,
-            }
-        });
-        match result {
-            Ok(_) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
+    /// The shared state of `ino`, counting one more handle.
+    fn open_file(&self, ino: u64, length: u64, writable: bool) -> Arc<OpenFile> {
+        let mut files = lock(&self.files);
+        let f = files
+            .entry(ino)
+            .or_insert_with(|| {
+                Arc::new(OpenFile {
+                    ino,
+                    length: AtomicU64::new(length),
+                    writing: AtomicBool::new(false),
+                    write: tokio::sync::Mutex::new(Writing::default()),
+                    counts: Mutex::new((0, 0)),
+                })
+            })
+            .clone();
+        if !f.writing.load(Ordering::Acquire) {
+            f.length.store(length, Ordering::Release);
         }
+        let mut counts = lock(&f.counts);
+        counts.0 += 1;
+        counts.1 += usize::from(writable);
+        drop(counts);
+        f
     }
 
-    fn do_setattr(&self, req: &Request, ino: INodeNo, changes: SetAttr) -> Result<FileAttr> {
-        let client = self.client(req);
-        let path = self
-            .inodes
-            .path(ino.0)
-            .ok_or_else(|| Error::NotFound("stale inode".into()))?;
-        if let Some(mode) = changes.mode {
-            self.block_on(client.set_permission(&path, mode & 0o7777))?;
+    /// One handle of `f` fewer; true when it was the last that may write.
+    fn close_handle(&self, f: &Arc<OpenFile>, writable: bool) -> bool {
+        let mut files = lock(&self.files);
+        let mut counts = lock(&f.counts);
+        counts.0 -= 1;
+        counts.1 -= usize::from(writable);
+        let last_writer = writable && counts.1 == 0;
+        if counts.0 == 0 && files.get(&f.ino).is_some_and(|g| Arc::ptr_eq(f, g)) {
+            files.remove(&f.ino);
         }
-        if changes.uid.is_some() || changes.gid.is_some() {
-            let owner = changes
-                .uid
-                .map(|u| user_name(u).unwrap_or_else(|| u.to_string()));
-            let group = changes
-                .gid
-                .map(|g| group_name(g).unwrap_or_else(|| g.to_string()));
-            self.block_on(client.set_owner(&path, owner.as_deref(), group.as_deref()))?;
-        }
-        if let Some(size) = changes.size {
-            self.truncate(&client, ino.0, &path, size)?;
-        }
-        if changes.atime.is_some() || changes.mtime.is_some() {
-            let ms = |t: TimeOrNow| {
-                let t = match t {
-                    TimeOrNow::Now => SystemTime::now(),
-                    TimeOrNow::SpecificTime(t) => t,
-                };
-                t.duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64)
-            };
-            self.block_on(client.set_times(&path, changes.mtime.map(ms), changes.atime.map(ms)))?;
-        }
-        self.getattr_path(&client, ino.0, &path)
+        last_writer
     }
 
-    /// Truncation the NameNode can do: to 0, or to the current length (a no-op).
-    fn truncate(&self, client: &DfsClient, ino: u64, path: &str, size: u64) -> Result<()> {
-        let writing = self
-            .writing
-            .lock()
-            .expect("writing poisoned")
-            .get(&ino)
-            .cloned();
-        if let Some(len) = writing {
-            let len = len.load(Ordering::Relaxed);
-            if size == len {
-                return Ok(());
-            }
-            if len > 0 {
-                return Err(Error::NotSupported(format!(
-                    "cannot truncate {path} to {size} while it is being written ({len} bytes so far)"
-                )));
-            }
-        }
-        let st = self.block_on(client.stat(path))?;
-        if st.length == size {
-            return Ok(());
-        }
-        if size > st.length {
-            return Err(Error::NotSupported(format!(
-                "cannot extend {path} from {} to {size} bytes: dfs files grow only by appending",
-                st.length
-            )));
-        }
-        if size != 0 {
-            tracing::warn!(
-                "truncate {path} from {} to {size}: only truncation to 0 is supported",
-                st.length
-            );
-        }
-        self.block_on(client.truncate(path, size))
-    }
-
-    fn do_write(&self, f: &OpenFile, offset: u64, data: &[u8]) -> Result<()> {
-        let mut w = f.writer.lock().expect("writer poisoned");
-        let mut len = f.length.load(Ordering::Relaxed);
-        if w.is_none() && offset != len {
-            // The length seen at open may be stale: for `> file` the kernel opens first and
-            // truncates (setattr) after.
-            len = self.block_on(f.client.stat(&f.path))?.length;
-            f.length.store(len, Ordering::Relaxed);
-        }
-        if offset != len {
-            tracing::warn!(
-                "write to {} at offset {offset} refused: the file is {len} bytes long and dfs \
-                 only appends (random writes are not supported)",
-                f.path
-            );
-            return Err(Error::NotSupported("random write".into()));
-        }
-        if w.is_none() {
-            *w = Some(self.block_on(f.client.append(&f.path))?);
-            self.writing
-                .lock()
-                .expect("writing poisoned")
-                .insert(f.ino, f.length.clone());
-        }
-        let writer = w.as_mut().expect("writer just opened");
-        self.block_on(writer.write(data))?;
-        f.length.fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Completes the file if this handle has been writing it.
-    fn close_writer(&self, f: &OpenFile) -> Result<()> {
-        let writer = f.writer.lock().expect("writer poisoned").take();
-        let Some(mut w) = writer else { return Ok(()) };
-        let result = self.block_on(w.close());
-        self.writing
-            .lock()
-            .expect("writing poisoned")
-            .remove(&f.ino);
-        result
-    }
-
-    fn do_read(&self, f: &OpenFile, offset: u64, size: u32) -> Result<Vec<u8>> {
-        // A reader already positioned at `offset`, else the least recently used one, else a new one.
-        let reader = {
-            let mut pool = f.readers.lock().expect("readers poisoned");
-            match pool.iter().position(|r| r.position() == offset) {
-                Some(i) => Some(pool.remove(i)),
-                None if pool.len() >= READERS_PER_HANDLE => Some(pool.remove(0)),
-                None => None,
-            }
-        };
-        let mut reader = match reader {
-            Some(r) => r,
-            None => self.block_on(f.client.open(&f.path))?,
-        };
-        reader.seek(offset);
-        let mut buf = vec![0u8; size as usize];
-        let n = self.block_on(reader.read_full(&mut buf))?;
-        buf.truncate(n);
-        f.readers.lock().expect("readers poisoned").push(reader);
-        Ok(buf)
-    }
-
-    fn fill_listing(&self, client: &DfsClient, l: &mut Listing, upto: usize) -> Result<()> {
-        while !l.done && l.entries.len() < upto {
-            let after = l.entries.last().map(|e| e.name.clone()).unwrap_or_default();
-            let page = self.block_on(client.list_page(&l.path, &after, 0))?;
-            l.done = page.remaining == 0 || page.entries.is_empty();
-            l.entries.extend(page.entries);
-        }
-        Ok(())
-    }
-
-    fn check_access(&self, req: &Request, st: &FileStatus, mask: AccessFlags) -> bool {
-        if mask.is_empty() {
+    /// Whether the caller may access `st` as `mask` asks, by its mode bits (root may do
+    /// anything but execute what nobody may execute).
+    fn may(&self, c: Caller, st: &FileStatus, mask: AccessFlags) -> bool {
+        let want = (mask.bits() & 7) as u32;
+        if want == 0 {
             return true;
         }
-        let want = (mask.bits() & 7) as u32;
         let p = st.permission;
-        if req.uid() == 0 {
-            // root may do anything, except execute what nobody may execute.
+        if c.uid == 0 {
             return want & 1 == 0 || st.is_dir() || p & 0o111 != 0;
         }
-        let user = UserInfo::from_ids(req.uid(), req.gid());
+        let client = self.client(c);
+        let user = client.user();
         let bits = if user.name == st.owner {
             (p >> 6) & 7
         } else if user.groups.contains(&st.group) {
@@ -376,68 +331,509 @@ impl DfsFs {
         };
         bits & want == want
     }
-}
 
-impl OpenFile {
-    fn new(
-        ino: u64,
-        path: String,
-        client: DfsClient,
-        length: u64,
-        writer: Option<FileWriter>,
-    ) -> OpenFile {
-        OpenFile {
-            ino,
-            path,
-            client,
-            writer: Mutex::new(writer),
-            length: Arc::new(AtomicU64::new(length)),
-            readers: Mutex::new(Vec::new()),
+    /// unlink (`dir` false) and rmdir (`dir` true): the NameNode's non-recursive delete removes a
+    /// file or an empty directory alike, so the kind POSIX requires is checked here first.
+    async fn remove(&self, c: Caller, parent: u64, name: &OsStr, dir: bool) -> Reply<()> {
+        let path = self.child_path(parent, name)?;
+        let client = self.client(c);
+        match (client.stat(&path).await.or_errno()?.is_dir(), dir) {
+            (true, false) => return Err(Errno::EISDIR),
+            (false, true) => return Err(Errno::ENOTDIR),
+            _ => {}
         }
+        client.delete(&path, false).await.or_errno()?;
+        self.inodes.removed(&path);
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        c: Caller,
+        (parent, name): (u64, &OsStr),
+        (newparent, newname): (u64, &OsStr),
+        flags: RenameFlags,
+    ) -> Reply<()> {
+        let from = self.child_path(parent, name)?;
+        let to = self.child_path(newparent, newname)?;
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            return Err(Errno::EINVAL);
+        }
+        // POSIX rename replaces an existing destination; RENAME_NOREPLACE asks it not to.
+        let overwrite = !flags.contains(RenameFlags::RENAME_NOREPLACE);
+        self.client(c)
+            .rename(&from, &to, overwrite)
+            .await
+            .or_errno()?;
+        self.inodes.renamed(&from, &to);
+        Ok(())
+    }
+
+    async fn setattr(&self, c: Caller, ino: u64, changes: SetAttr) -> Reply<FileAttr> {
+        let client = self.client(c);
+        let path = self.path(ino)?;
+        if let Some(mode) = changes.mode {
+            client
+                .set_permission(&path, mode & 0o7777)
+                .await
+                .map_err(|e| owner_errno(&e))?;
+        }
+        if changes.uid.is_some() || changes.gid.is_some() {
+            let owner = changes
+                .uid
+                .map(|u| user_name(u).unwrap_or_else(|| u.to_string()));
+            let group = changes
+                .gid
+                .map(|g| group_name(g).unwrap_or_else(|| g.to_string()));
+            client
+                .set_owner(&path, owner.as_deref(), group.as_deref())
+                .await
+                .map_err(|e| owner_errno(&e))?;
+        }
+        if let Some(size) = changes.size {
+            self.truncate(&client, ino, &path, size).await?;
+        }
+        let mut times = None;
+        if changes.atime.is_some() || changes.mtime.is_some() {
+            let ms = |t: TimeOrNow| {
+                let t = match t {
+                    TimeOrNow::Now => SystemTime::now(),
+                    TimeOrNow::SpecificTime(t) => t,
+                };
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64)
+            };
+            let (mtime, atime) = (changes.mtime.map(ms), changes.atime.map(ms));
+            let file = lock(&self.files).get(&ino).cloned();
+            let deferred = match &file {
+                Some(f) => {
+                    let mut w = f.write.lock().await;
+                    if w.writer.is_some() {
+                        let prev = w.times.unwrap_or_default();
+                        w.times = Some((mtime.or(prev.0), atime.or(prev.1)));
+                    }
+                    w.writer.is_some()
+                }
+                None => false,
+            };
+            if !deferred {
+                client
+                    .set_times(&path, mtime, atime)
+                    .await
+                    .map_err(|e| owner_errno(&e))?;
+            }
+            times = Some((mtime, atime));
+        }
+        let mut attr = self.attr(&self.stat_ino(&client, ino, &path).await?);
+        if let Some((mtime, atime)) = times {
+            // Deferred times are what the file will have: show them now.
+            let t = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+            attr.mtime = mtime.map_or(attr.mtime, t);
+            attr.atime = atime.map_or(attr.atime, t);
+        }
+        Ok(attr)
+    }
+
+    /// Truncation the NameNode can do: to 0, or to the current length (a no-op).
+    async fn truncate(&self, client: &DfsClient, ino: u64, path: &str, size: u64) -> Reply<()> {
+        if let Some(f) = lock(&self.files)
+            .get(&ino)
+            .filter(|f| f.writing.load(Ordering::Acquire))
+        {
+            let len = f.length.load(Ordering::Acquire);
+            if size == len {
+                return Ok(());
+            }
+            tracing::warn!(
+                "cannot truncate {path} to {size} while it is being written ({len} bytes so far)"
+            );
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let st = client.stat(path).await.or_errno()?;
+        if st.length == size {
+            return Ok(());
+        }
+        if size > st.length {
+            tracing::warn!(
+                "cannot extend {path} from {} to {size} bytes: dfs files grow only by appending",
+                st.length
+            );
+            return Err(Errno::EOPNOTSUPP);
+        }
+        client.truncate(path, size).await.or_errno()?;
+        if let Some(f) = lock(&self.files).get(&ino) {
+            f.length.store(size, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    async fn open(&self, c: Caller, ino: u64, flags: OpenFlags) -> Reply<u64> {
+        let client = self.client(c);
+        let path = self.path(ino)?;
+        let st = self.stat_ino(&client, ino, &path).await?;
+        if st.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        let (mask, writable) = match flags.acc_mode() {
+            fuser::OpenAccMode::O_RDONLY => (AccessFlags::R_OK, false),
+            fuser::OpenAccMode::O_WRONLY => (AccessFlags::W_OK, true),
+            fuser::OpenAccMode::O_RDWR => (AccessFlags::R_OK | AccessFlags::W_OK, true),
+        };
+        if !self.may(c, &st, mask) {
+            return Err(Errno::EACCES);
+        }
+        let file = self.open_file(ino, st.length, writable);
+        if writable && flags.0 & libc::O_TRUNC != 0 {
+            if let Err(e) = self.truncate(&client, ino, &path, 0).await {
+                self.close_handle(&file, writable);
+                return Err(e);
+            }
+        }
+        Ok(self.new_fh(Open::File(Arc::new(FileHandleState {
+            file,
+            client,
+            writable,
+            append: flags.0 & libc::O_APPEND != 0,
+            stream: tokio::sync::Mutex::new(None),
+        }))))
+    }
+
+    async fn create(
+        &self,
+        c: Caller,
+        parent: u64,
+        name: &OsStr,
+        permission: u32,
+        flags: i32,
+    ) -> Reply<(FileAttr, u64)> {
+        let path = self.child_path(parent, name)?;
+        let client = self.client(c);
+        let opts = CreateOptions {
+            permission: Some(permission),
+            ..Default::default()
+        };
+        let writer = client.create(&path, opts).await.or_errno()?;
+        let attr = self.entry(&client, &path).await?;
+        let file = self.open_file(attr.ino.0, 0, true);
+        file.write.lock().await.writer = Some(writer);
+        file.writing.store(true, Ordering::Release);
+        let fh = self.new_fh(Open::File(Arc::new(FileHandleState {
+            file,
+            client,
+            writable: true,
+            append: flags & libc::O_APPEND != 0,
+            stream: tokio::sync::Mutex::new(None),
+        })));
+        Ok((attr, fh))
+    }
+
+    async fn write(&self, h: &FileHandleState, offset: u64, data: &[u8]) -> Reply<()> {
+        let f = &h.file;
+        let at_end = |len: u64| {
+            // O_APPEND writes go to the end whatever the kernel's idea of the size.
+            if h.append || offset == len {
+                return Ok(());
+            }
+            tracing::warn!(
+                "write to inode {} at offset {offset} refused: the file is {len} bytes long and \
+                 dfs only appends (random writes are not supported)",
+                f.ino
+            );
+            Err(Errno::EOPNOTSUPP)
+        };
+        let mut w = f.write.lock().await;
+        let writer = match &mut w.writer {
+            Some(writer) => {
+                at_end(f.length.load(Ordering::Acquire))?;
+                writer
+            }
+            slot @ None => {
+                // The length may have changed since the handle opened (`>` truncates after
+                // open on kernels without atomic O_TRUNC; another client may have appended).
+                let path = self.path(f.ino)?;
+                let st = self.stat_ino(&h.client, f.ino, &path).await?;
+                f.length.store(st.length, Ordering::Release);
+                at_end(st.length)?;
+                let opened = h.client.append(&path).await.or_errno()?;
+                f.writing.store(true, Ordering::Release);
+                slot.insert(opened)
+            }
+        };
+        writer.write(data).await.or_errno()?;
+        f.length.fetch_add(data.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Makes what this handle wrote visible to others: completes the file when `last` (no other
+    /// handle may write it), else hflushes.
+    async fn flush(&self, h: &FileHandleState, last: bool) -> Reply<()> {
+        let mut w = h.file.write.lock().await;
+        match &mut w.writer {
+            None => Ok(()),
+            Some(writer) if !last => writer.hflush().await.or_errno(),
+            Some(_) => self.complete(h, &mut w).await,
+        }
+    }
+
+    /// Closes the file's writer (which completes the file at the NameNode), then applies the
+    /// times set while it was being written.
+    async fn complete(&self, h: &FileHandleState, w: &mut Writing) -> Reply<()> {
+        let Some(mut writer) = w.writer.take() else {
+            return Ok(());
+        };
+        h.file.writing.store(false, Ordering::Release);
+        let closed = writer.close().await.or_errno();
+        if let (Some((mtime, atime)), Ok(path)) = (w.times.take(), self.path(h.file.ino)) {
+            h.client
+                .set_times(&path, mtime, atime)
+                .await
+                .map_err(|e| owner_errno(&e))?;
+        }
+        closed
+    }
+
+    async fn fsync(&self, h: &FileHandleState) -> Reply<()> {
+        match &mut h.file.write.lock().await.writer {
+            Some(w) => w.hsync().await.or_errno(),
+            None => Ok(()),
+        }
+    }
+
+    async fn release(&self, h: &FileHandleState) -> Reply<()> {
+        let last_writer = self.close_handle(&h.file, h.writable);
+        if !last_writer {
+            return Ok(());
+        }
+        let mut w = h.file.write.lock().await;
+        self.complete(h, &mut w).await
+    }
+
+    async fn read(&self, h: &FileHandleState, offset: u64, size: u32) -> Reply<Bytes> {
+        let mut slot = h.stream.lock().await;
+        // A stream that failed is dropped (the `?`s below): the next read opens a new one.
+        let mut s = match slot.take() {
+            Some(s) if offset >= s.window.start() && offset <= s.window.end() + MAX_SKIP => s,
+            _ => Stream {
+                reader: self.open_reader(h, offset).await?,
+                window: Window::at(offset),
+            },
+        };
+        let end = offset + u64::from(size);
+        let mut refreshed = false;
+        while s.window.end() < end {
+            let mut buf = vec![0u8; (end - s.window.end()).min(CHUNK) as usize];
+            let n = s.reader.read_full(&mut buf).await.or_errno()?;
+            if n > 0 {
+                buf.truncate(n);
+                s.window.push(Bytes::from(buf));
+                continue;
+            }
+            // The end of the file as the stream knows it, but the kernel asks for more. Past the
+            // page holding that end (the kernel reads whole pages), or while this mount writes
+            // the file, the file has grown since the stream opened: look again, once.
+            let page_end = s.window.end().next_multiple_of(4096);
+            if refreshed || (end <= page_end && !h.file.writing.load(Ordering::Acquire)) {
+                break;
+            }
+            refreshed = true;
+            s.reader = self.open_reader(h, s.window.end()).await?;
+        }
+        let data = if offset > s.window.end() {
+            Bytes::new()
+        } else {
+            s.window.slice(offset, size as usize)
+        };
+        *slot = Some(s);
+        Ok(data)
+    }
+
+    /// A reader of the handle's file at `pos` that sees everything this mount wrote to it.
+    async fn open_reader(&self, h: &FileHandleState, pos: u64) -> Reply<FileReader> {
+        self.flush_own_writes(&h.file).await?;
+        let path = self.path(h.file.ino)?;
+        self.stat_ino(&h.client, h.file.ino, &path).await?;
+        let mut reader = h.client.open(&path).await.or_errno()?;
+        reader.seek(pos);
+        Ok(reader)
+    }
+
+    /// hflushes this mount's writer of `f`, if any.
+    async fn flush_own_writes(&self, f: &OpenFile) -> Reply<()> {
+        if !f.writing.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match &mut f.write.lock().await.writer {
+            Some(w) => w.hflush().await.or_errno(),
+            None => Ok(()),
+        }
+    }
+
+    /// Entry `k` of the listing (None past the end), fetching pages as needed.
+    async fn list_entry(
+        &self,
+        client: &DfsClient,
+        l: &mut Listing,
+        k: usize,
+    ) -> Reply<Option<FileStatus>> {
+        if k < l.base {
+            // The kernel went back (rewinddir): list again from the start.
+            l.base = 0;
+            l.entries.clear();
+            l.done = false;
+        }
+        while k >= l.base + l.entries.len() && !l.done {
+            let after = l.entries.last().map(|e| e.name.clone()).unwrap_or_default();
+            let page = client.list_page(&l.path, &after, 0).await.or_errno()?;
+            l.base += l.entries.len();
+            l.done = page.remaining == 0 || page.entries.is_empty();
+            l.entries = page.entries;
+        }
+        Ok(l.entries.get(k - l.base).cloned())
+    }
+
+    async fn readdir(
+        &self,
+        c: Caller,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Ok(Open::Dir(listing)) = self.handle(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        let client = self.client(c);
+        let mut l = listing.lock().await;
+        // Offsets 0 and 1 are "." and ".."; entry k is at offset k + 2.
+        for i in offset as usize.. {
+            let (name, kind, ino) = match i {
+                0 => (".".to_string(), FileType::Directory, ino),
+                1 => ("..".to_string(), FileType::Directory, ino),
+                _ => match self.list_entry(&client, &mut l, i - 2).await {
+                    Ok(Some(e)) => (e.name.clone(), file_type(&e), e.inode_id),
+                    Ok(None) => break,
+                    Err(e) => return reply.error(e),
+                },
+            };
+            if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+
+    async fn readdirplus(
+        &self,
+        c: Caller,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Ok(Open::Dir(listing)) = self.handle(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        let dir_attr = match self.getattr(c, ino).await {
+            Ok(a) => a,
+            Err(e) => return reply.error(e),
+        };
+        let client = self.client(c);
+        let mut l = listing.lock().await;
+        let ttl = self.opts.entry_timeout;
+        for i in offset as usize.. {
+            if i < 2 {
+                // The kernel takes no reference to "." and "..".
+                let name = if i == 0 { "." } else { ".." };
+                if reply.add(
+                    INodeNo(ino),
+                    (i + 1) as u64,
+                    name,
+                    &ttl,
+                    &dir_attr,
+                    Generation(0),
+                ) {
+                    break;
+                }
+                continue;
+            }
+            let e = match self.list_entry(&client, &mut l, i - 2).await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return reply.error(e),
+            };
+            let attr = self.attr(&e);
+            if reply.add(
+                attr.ino,
+                (i + 1) as u64,
+                &e.name,
+                &ttl,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+            // The kernel now holds a reference, as after a lookup.
+            self.inodes.remember(attr.ino.0, &child(&l.path, &e.name));
+        }
+        reply.ok()
     }
 }
 
-struct SetAttr {
-    mode: Option<u32>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    size: Option<u64>,
-    atime: Option<TimeOrNow>,
-    mtime: Option<TimeOrNow>,
+fn file_type(st: &FileStatus) -> FileType {
+    if st.is_dir() {
+        FileType::Directory
+    } else {
+        FileType::RegularFile
+    }
 }
 
 impl fuser::Filesystem for DfsFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // 1 MiB requests and read-ahead (the kernel caps requests at fs.fuse.max_pages_limit).
-        let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_write(CHUNK as u32);
+        let _ = config.set_max_readahead(CHUNK as u32);
+        // `ls -l` gets names and attributes in one listing RPC per page, not a stat per
+        // entry; O_TRUNC comes with open (one request, not open + setattr); lookups and
+        // listings in one directory may run concurrently. Each only where the kernel has it.
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            if config.add_capabilities(cap).is_err() {
+                tracing::info!("the kernel lacks {cap:?}");
+            }
+        }
         Ok(())
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let path = match self.child_path(parent, name) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        match self.entry(&self.client(req), &path) {
-            Ok(attr) => reply.entry(&self.opts.entry_timeout, &attr, Generation(0)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let (c, name) = (Caller::of(req), name.to_owned());
+        self.run(|fs| async move {
+            let found = async {
+                let path = fs.child_path(parent.0, &name)?;
+                fs.entry(&fs.client(c), &path).await
+            };
+            match found.await {
+                Ok(attr) => reply.entry(&fs.opts.entry_timeout, &attr, Generation(0)),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.inodes.forget(ino.0, nlookup);
+        self.fs.inodes.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let path = match self.path(ino) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        match self.getattr_path(&self.client(req), ino.0, &path) {
-            Ok(attr) => reply.attr(&self.opts.attr_timeout, &attr),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let c = Caller::of(req);
+        self.run(|fs| async move {
+            match fs.getattr(c, ino.0).await {
+                Ok(attr) => reply.attr(&fs.opts.attr_timeout, &attr),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     fn setattr(
@@ -458,6 +854,7 @@ impl fuser::Filesystem for DfsFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let c = Caller::of(req);
         let changes = SetAttr {
             mode,
             uid,
@@ -466,10 +863,12 @@ impl fuser::Filesystem for DfsFs {
             atime,
             mtime,
         };
-        match self.do_setattr(req, ino, changes) {
-            Ok(attr) => reply.attr(&self.opts.attr_timeout, &attr),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.run(|fs| async move {
+            match fs.setattr(c, ino.0, changes).await {
+                Ok(attr) => reply.attr(&fs.opts.attr_timeout, &attr),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     fn mkdir(
@@ -481,26 +880,32 @@ impl fuser::Filesystem for DfsFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let path = match self.child_path(parent, name) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let client = self.client(req);
-        let result = self
-            .block_on(client.mkdirs_with_permission(&path, mode & !umask & 0o7777, false))
-            .and_then(|_| self.entry(&client, &path));
-        match result {
-            Ok(attr) => reply.entry(&self.opts.entry_timeout, &attr, Generation(0)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let (c, name) = (Caller::of(req), name.to_owned());
+        self.run(|fs| async move {
+            let made = async {
+                let path = fs.child_path(parent.0, &name)?;
+                let client = fs.client(c);
+                client
+                    .mkdirs_with_permission(&path, mode & !umask & 0o7777, false)
+                    .await
+                    .or_errno()?;
+                fs.entry(&client, &path).await
+            };
+            match made.await {
+                Ok(attr) => reply.entry(&fs.opts.entry_timeout, &attr, Generation(0)),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(req, parent, name, false, reply)
+        let (c, name) = (Caller::of(req), name.to_owned());
+        self.run(|fs| async move { done(reply, fs.remove(c, parent.0, &name, false).await) })
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(req, parent, name, true, reply)
+        let (c, name) = (Caller::of(req), name.to_owned());
+        self.run(|fs| async move { done(reply, fs.remove(c, parent.0, &name, true).await) })
     }
 
     fn rename(
@@ -513,58 +918,24 @@ impl fuser::Filesystem for DfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (from, to) = match (
-            self.child_path(parent, name),
-            self.child_path(newparent, newname),
-        ) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(e), _) | (_, Err(e)) => return reply.error(e),
-        };
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-            return reply.error(Errno::EINVAL);
-        }
-        // POSIX rename replaces an existing destination; RENAME_NOREPLACE asks it not to.
-        let overwrite = !flags.contains(RenameFlags::RENAME_NOREPLACE);
-        match self.block_on(self.client(req).rename(&from, &to, overwrite)) {
-            Ok(()) => {
-                self.inodes.renamed(&from, &to);
-                reply.ok()
-            }
-            Err(e) => reply.error(errno(&e)),
-        }
+        let c = Caller::of(req);
+        let (name, newname): (OsString, OsString) = (name.to_owned(), newname.to_owned());
+        self.run(|fs| async move {
+            let renamed = fs
+                .rename(c, (parent.0, &name), (newparent.0, &newname), flags)
+                .await;
+            done(reply, renamed)
+        })
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let path = match self.path(ino) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let client = self.client(req);
-        let writable = flags.acc_mode() != fuser::OpenAccMode::O_RDONLY;
-        let result = (|| {
-            let mut st = self.block_on(client.stat(&path))?;
-            if st.is_dir() {
-                return Err(Error::IsADirectory(path.clone()));
+        let c = Caller::of(req);
+        self.run(|fs| async move {
+            match fs.open(c, ino.0, flags).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(e),
             }
-            if writable && flags.0 & libc::O_TRUNC != 0 && st.length > 0 {
-                self.block_on(client.truncate(&path, 0))?;
-                st.length = 0;
-            }
-            Ok(OpenFile::new(
-                ino.0,
-                path.clone(),
-                client.clone(),
-                st.length,
-                None,
-            ))
-        })();
-        match result {
-            Ok(f) => {
-                let fh = self.new_fh(Open::File(Arc::new(f)));
-                reply.opened(FileHandle(fh), FopenFlags::empty())
-            }
-            Err(e) => reply.error(errno(&e)),
-        }
+        })
     }
 
     fn create(
@@ -574,40 +945,25 @@ impl fuser::Filesystem for DfsFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
-        let path = match self.child_path(parent, name) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let client = self.client(req);
-        let opts = CreateOptions {
-            permission: Some(mode & !umask & 0o7777),
-            ..Default::default()
-        };
-        let result = self.block_on(client.create(&path, opts)).and_then(|w| {
-            let attr = self.entry(&client, &path)?;
-            Ok((attr, w))
-        });
-        match result {
-            Ok((attr, w)) => {
-                let f = Arc::new(OpenFile::new(attr.ino.0, path, client, 0, Some(w)));
-                self.writing
-                    .lock()
-                    .expect("writing poisoned")
-                    .insert(attr.ino.0, f.length.clone());
-                let fh = self.new_fh(Open::File(f));
-                reply.created(
-                    &self.opts.entry_timeout,
+        let (c, name) = (Caller::of(req), name.to_owned());
+        self.run(|fs| async move {
+            match fs
+                .create(c, parent.0, &name, mode & !umask & 0o7777, flags)
+                .await
+            {
+                Ok((attr, fh)) => reply.created(
+                    &fs.opts.entry_timeout,
                     &attr,
                     Generation(0),
                     FileHandle(fh),
                     FopenFlags::empty(),
-                )
+                ),
+                Err(e) => reply.error(e),
             }
-            Err(e) => reply.error(errno(&e)),
-        }
+        })
     }
 
     fn read(
@@ -621,14 +977,16 @@ impl fuser::Filesystem for DfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let f = match self.file(fh) {
-            Ok(f) => f,
-            Err(e) => return reply.error(e),
-        };
-        match self.do_read(&f, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.run(|fs| async move {
+            let data = match fs.file_handle(fh) {
+                Ok(h) => fs.read(&h, offset, size).await,
+                Err(e) => Err(e),
+            };
+            match data {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     fn write(
@@ -643,14 +1001,18 @@ impl fuser::Filesystem for DfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let f = match self.file(fh) {
-            Ok(f) => f,
-            Err(e) => return reply.error(e),
-        };
-        match self.do_write(&f, offset, data) {
-            Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(errno(&e)),
-        }
+        // The request's buffer belongs to the session thread: the task gets a copy.
+        let data = data.to_vec();
+        self.run(|fs| async move {
+            let written = match fs.file_handle(fh) {
+                Ok(h) => fs.write(&h, offset, &data).await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(()) => reply.written(data.len() as u32),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     fn flush(
@@ -661,14 +1023,17 @@ impl fuser::Filesystem for DfsFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.handle(fh) {
-            Ok(Open::File(f)) => match self.close_writer(&f) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            },
-            Ok(Open::Dir(_)) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.run(|fs| async move {
+            let flushed = match fs.handle(fh) {
+                Ok(Open::File(h)) if h.writable => {
+                    let last = lock(&h.file.counts).1 <= 1;
+                    fs.flush(&h, last).await
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            done(reply, flushed)
+        })
     }
 
     fn fsync(
@@ -679,19 +1044,13 @@ impl fuser::Filesystem for DfsFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let f = match self.file(fh) {
-            Ok(f) => f,
-            Err(e) => return reply.error(e),
-        };
-        let mut w = f.writer.lock().expect("writer poisoned");
-        let result = match w.as_mut() {
-            Some(w) => self.block_on(w.hsync()),
-            None => Ok(()),
-        };
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.run(|fs| async move {
+            let synced = match fs.file_handle(fh) {
+                Ok(h) => fs.fsync(&h).await,
+                Err(e) => Err(e),
+            };
+            done(reply, synced)
+        })
     }
 
     fn release(
@@ -704,27 +1063,30 @@ impl fuser::Filesystem for DfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let open = self.handles.lock().expect("handles poisoned").remove(&fh.0);
-        match open {
-            Some(Open::File(f)) => match self.close_writer(&f) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            },
-            _ => reply.ok(),
-        }
+        let open = lock(&self.fs.handles).remove(&fh.0);
+        self.run(|fs| async move {
+            let released = match open {
+                Some(Open::File(h)) => fs.release(&h).await,
+                _ => Ok(()),
+            };
+            done(reply, released)
+        })
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let path = match self.path(ino) {
+        let path = match self.fs.path(ino.0) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
         let listing = Listing {
             path,
+            base: 0,
             entries: Vec::new(),
             done: false,
         };
-        let fh = self.new_fh(Open::Dir(Arc::new(Mutex::new(listing))));
+        let fh = self
+            .fs
+            .new_fh(Open::Dir(Arc::new(tokio::sync::Mutex::new(listing))));
         reply.opened(FileHandle(fh), FopenFlags::empty())
     }
 
@@ -734,43 +1096,10 @@ impl fuser::Filesystem for DfsFs {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let Ok(Open::Dir(listing)) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
-        };
-        let client = self.client(req);
-        let mut l = listing.lock().expect("listing poisoned");
-        let mut i = offset as usize;
-        loop {
-            // Offsets 0 and 1 are "." and ".."; entry k is at offset k + 2.
-            let name_kind_ino = match i {
-                0 => (".".to_string(), FileType::Directory, ino.0),
-                1 => ("..".to_string(), FileType::Directory, ino.0),
-                _ => {
-                    if let Err(e) = self.fill_listing(&client, &mut l, i - 1) {
-                        return reply.error(errno(&e));
-                    }
-                    let Some(e) = l.entries.get(i - 2) else { break };
-                    let kind = if e.is_dir() {
-                        FileType::Directory
-                    } else {
-                        FileType::RegularFile
-                    };
-                    (e.name.clone(), kind, e.inode_id)
-                }
-            };
-            if reply.add(
-                INodeNo(name_kind_ino.2),
-                (i + 1) as u64,
-                name_kind_ino.1,
-                &name_kind_ino.0,
-            ) {
-                break;
-            }
-            i += 1;
-        }
-        reply.ok()
+        let c = Caller::of(req);
+        self.run(|fs| async move { fs.readdir(c, ino.0, fh, offset, reply).await })
     }
 
     fn readdirplus(
@@ -779,59 +1108,10 @@ impl fuser::Filesystem for DfsFs {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
-        let Ok(Open::Dir(listing)) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
-        };
-        let client = self.client(req);
-        let dir_attr = match self.getattr_path(
-            &client,
-            ino.0,
-            &listing.lock().expect("listing poisoned").path,
-        ) {
-            Ok(a) => a,
-            Err(e) => return reply.error(errno(&e)),
-        };
-        let mut l = listing.lock().expect("listing poisoned");
-        let mut i = offset as usize;
-        loop {
-            if i < 2 {
-                let name = if i == 0 { "." } else { ".." };
-                if reply.add(
-                    INodeNo(ino.0),
-                    (i + 1) as u64,
-                    name,
-                    &self.opts.attr_timeout,
-                    &dir_attr,
-                    Generation(0),
-                ) {
-                    break;
-                }
-                i += 1;
-                continue;
-            }
-            if let Err(e) = self.fill_listing(&client, &mut l, i - 1) {
-                return reply.error(errno(&e));
-            }
-            let Some(e) = l.entries.get(i - 2) else { break };
-            let attr = self.attr(e);
-            let full = child(&l.path, &e.name);
-            if reply.add(
-                attr.ino,
-                (i + 1) as u64,
-                &e.name,
-                &self.opts.entry_timeout,
-                &attr,
-                Generation(0),
-            ) {
-                break;
-            }
-            // The kernel now holds a reference, as after a lookup.
-            self.inodes.remember(attr.ino.0, &full);
-            i += 1;
-        }
-        reply.ok()
+        let c = Caller::of(req);
+        self.run(|fs| async move { fs.readdirplus(c, ino.0, fh, offset, reply).await })
     }
 
     fn releasedir(
@@ -842,39 +1122,52 @@ impl fuser::Filesystem for DfsFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.handles.lock().expect("handles poisoned").remove(&fh.0);
+        lock(&self.fs.handles).remove(&fh.0);
         reply.ok()
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.block_on(self.client.stats()) {
-            Ok(s) => {
-                const BSIZE: u64 = 4096;
-                let files = s.files + s.directories;
-                reply.statfs(
-                    s.capacity / BSIZE,
-                    s.remaining / BSIZE,
-                    s.remaining / BSIZE,
-                    files + (1 << 32),
-                    1 << 32,
-                    BSIZE as u32,
-                    255,
-                    BSIZE as u32,
-                )
+        self.run(|fs| async move {
+            match fs.client.stats().await.or_errno() {
+                Ok(s) => {
+                    const BSIZE: u64 = 4096;
+                    let files = s.files + s.directories;
+                    reply.statfs(
+                        s.capacity / BSIZE,
+                        s.remaining / BSIZE,
+                        s.remaining / BSIZE,
+                        files + (1 << 32),
+                        1 << 32,
+                        BSIZE as u32,
+                        255,
+                        BSIZE as u32,
+                    )
+                }
+                Err(e) => reply.error(e),
             }
-            Err(e) => reply.error(errno(&e)),
-        }
+        })
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let path = match self.path(ino) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        match self.block_on(self.client(req).stat(&path)) {
-            Ok(st) if self.check_access(req, &st, mask) => reply.ok(),
-            Ok(_) => reply.error(Errno::EACCES),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let c = Caller::of(req);
+        self.run(|fs| async move {
+            let allowed = async {
+                let path = fs.path(ino.0)?;
+                let st = fs.stat_ino(&fs.client(c), ino.0, &path).await?;
+                if fs.may(c, &st, mask) {
+                    Ok(())
+                } else {
+                    Err(Errno::EACCES)
+                }
+            };
+            done(reply, allowed.await)
+        })
+    }
+}
+
+fn done(reply: ReplyEmpty, result: Reply<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
     }
 }

@@ -4,6 +4,7 @@
 //! Module map:
 //! - `fs`: [`fs::DfsFs`], the `fuser::Filesystem` (thin adapters over the client).
 //! - `inodes`: inode number ↔ path table, with `forget` accounting.
+//! - `window`: the bytes a handle's read stream produced most recently (out-of-order read-ahead).
 //! - `errno`: client error → errno, in one place.
 //!
 //! [`mount`] mounts and returns a [`Mount`]; dropping it (or [`Mount::unmount`]) unmounts.
@@ -11,8 +12,10 @@
 mod errno;
 pub mod fs;
 mod inodes;
+mod window;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use dfs_client::DfsClient;
@@ -34,6 +37,12 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Locks `m` even if a task panicked while holding it: every update under these locks is
+/// complete before anything can panic, and one failed request must not take the mount down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How a mount behaves; the `dfs.fuse.*` keys fill it.
 #[derive(Debug, Clone)]
@@ -142,10 +151,34 @@ impl Mount {
         if session.guard.is_finished() {
             return Ok(());
         }
-        session.umount_and_join().map_err(|source| Error::Unmount {
+        match session.umount_and_join() {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.detach(),
+            r => r.map_err(|source| Error::Unmount {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// A process still uses the mount (an open file, a shell inside it): detach it now, as
+    /// `umount -l` does, rather than leave a dead mount behind when this process exits. Its
+    /// users see ENOTCONN from then on.
+    fn detach(&self) -> Result<()> {
+        let err = |source| Error::Unmount {
             path: self.path.clone(),
             source,
-        })
+        };
+        let path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes())
+            .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+        if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        tracing::warn!(
+            "{} was busy: detached it; processes still using it get errors",
+            self.path.display()
+        );
+        Ok(())
     }
 }
 

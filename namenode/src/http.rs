@@ -177,6 +177,7 @@ pub fn status_json(shared: &Shared) -> crate::Result<Value> {
         "corrupt_blocks": s.corrupt_blocks,
         "missing_blocks": s.missing_blocks,
         "pending_replications": s.pending_replications,
+        "rpc": shared.rpc.snapshot(),
         "datanodes": dns,
     }))
 }

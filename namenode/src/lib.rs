@@ -19,6 +19,7 @@
 //! - `storage`: the metadata directory: lock, format, load (image + edits), purge.
 //! - `convert`: prost ↔ domain conversions for RPC messages.
 //! - `service`: thin tonic services; the one `Error` → `tonic::Status` mapping.
+//! - `metrics`: RPC calls per method (a tower layer), shown on the status page.
 //! - `http`: the hand-written HTTP/1.1 status server.
 //! - `server`: `run`: wiring, background tasks, checkpoints, shutdown.
 //!
@@ -34,6 +35,7 @@ pub mod error;
 pub(crate) mod fsn;
 pub(crate) mod http;
 pub(crate) mod lease;
+pub(crate) mod metrics;
 pub(crate) mod namespace;
 pub(crate) mod op;
 pub(crate) mod permission;

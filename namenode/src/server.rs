@@ -25,6 +25,7 @@ use crate::checkpoint;
 use crate::editlog::{EditLog, SyncHandle};
 use crate::error::{Error, Result};
 use crate::fsn::{FsState, Now};
+use crate::metrics::{CountRpcs, RpcCounts};
 use crate::service::Service;
 use crate::storage::{self, DirLock};
 use crate::Config;
@@ -51,6 +52,8 @@ pub struct Shared {
     /// A tokio mutex because it is held across the (slow) image write: it serializes
     /// checkpoints, and nothing else waits on it.
     checkpoint: tokio::sync::Mutex<CheckpointState>,
+    /// Calls per RPC method, counted by the server's [`CountRpcs`] layer.
+    pub(crate) rpc: Arc<RpcCounts>,
 }
 
 impl Shared {
@@ -63,6 +66,7 @@ impl Shared {
                 txid: image_txid,
                 at: Instant::now(),
             }),
+            rpc: Arc::default(),
         }
     }
 
@@ -245,6 +249,7 @@ pub async fn run(
     let mut rpc_stop = stop_rx.clone();
     let incoming = tonic::transport::server::TcpIncoming::from(rpc).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
+        .layer(CountRpcs(shared.rpc.clone()))
         .add_service(
             ClientProtocolServer::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
