@@ -28,13 +28,6 @@ pub fn errno(e: &Error) -> Errno {
             tracing::warn!("{e}");
             Errno::ENOTCONN
         }
-        Error::Io(io) => match io.raw_os_error() {
-            Some(n) => Errno::from_i32(n),
-            None => {
-                tracing::warn!("I/O error: {e}");
-                Errno::EIO
-            }
-        },
         _ => {
             tracing::warn!("I/O error: {e}");
             Errno::EIO

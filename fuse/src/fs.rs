@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,6 +87,18 @@ struct OpenFile {
     write: tokio::sync::Mutex<Writing>,
     /// Open handles, and those that may write; changed under `Fs::files`' lock.
     counts: Mutex<(usize, usize)>,
+}
+
+impl OpenFile {
+    fn new(ino: u64, length: u64) -> OpenFile {
+        OpenFile {
+            ino,
+            length: AtomicU64::new(length),
+            writing: AtomicBool::new(false),
+            write: tokio::sync::Mutex::new(Writing::default()),
+            counts: Mutex::new((0, 0)),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -276,15 +289,7 @@ impl Fs {
         let mut files = lock(&self.files);
         let f = files
             .entry(ino)
-            .or_insert_with(|| {
-                Arc::new(OpenFile {
-                    ino,
-                    length: AtomicU64::new(length),
-                    writing: AtomicBool::new(false),
-                    write: tokio::sync::Mutex::new(Writing::default()),
-                    counts: Mutex::new((0, 0)),
-                })
-            })
+            .or_insert_with(|| Arc::new(OpenFile::new(ino, length)))
             .clone();
         if !f.writing.load(Ordering::Acquire) {
             f.length.store(length, Ordering::Release);
@@ -391,7 +396,11 @@ impl Fs {
                 .map_err(|e| owner_errno(&e))?;
         }
         if let Some(size) = changes.size {
-            self.truncate(&client, ino, &path, size).await?;
+            // truncate(2) by path comes without a handle: this mount's state of the file if it
+            // has the file open, else a state for this call only.
+            let file = lock(&self.files).get(&ino).cloned();
+            let file = file.unwrap_or_else(|| Arc::new(OpenFile::new(ino, 0)));
+            self.truncate(&client, &file, size).await?;
         }
         let mut times = None;
         if changes.atime.is_some() || changes.mtime.is_some() {
@@ -434,35 +443,37 @@ impl Fs {
         Ok(attr)
     }
 
-    /// Truncation the NameNode can do: to 0, or to the current length (a no-op).
-    async fn truncate(&self, client: &DfsClient, ino: u64, path: &str, size: u64) -> Reply<()> {
-        if let Some(f) = lock(&self.files)
-            .get(&ino)
-            .filter(|f| f.writing.load(Ordering::Acquire))
-        {
-            let len = f.length.load(Ordering::Acquire);
-            if size == len {
-                return Ok(());
-            }
-            tracing::warn!(
-                "cannot truncate {path} to {size} while it is being written ({len} bytes so far)"
-            );
-            return Err(Errno::EOPNOTSUPP);
-        }
-        let st = client.stat(path).await.or_errno()?;
-        if st.length == size {
-            return Ok(());
-        }
-        if size > st.length {
-            tracing::warn!(
-                "cannot extend {path} from {} to {size} bytes: dfs files grow only by appending",
-                st.length
-            );
-            return Err(Errno::EOPNOTSUPP);
-        }
-        client.truncate(path, size).await.or_errno()?;
-        if let Some(f) = lock(&self.files).get(&ino) {
+    /// Truncation dfs can do: to 0 (the NameNode), to the current length (nothing), or to more
+    /// (zeros appended). Cutting a file elsewhere would rewrite its last block: EOPNOTSUPP.
+    async fn truncate(&self, client: &DfsClient, f: &OpenFile, size: u64) -> Reply<()> {
+        let mut w = f.write.lock().await;
+        let writing = w.writer.is_some();
+        let len = if writing {
+            f.length.load(Ordering::Acquire)
+        } else {
+            let path = self.path(f.ino)?;
+            self.stat_ino(client, f.ino, &path).await?.length
+        };
+        if size > len {
+            let (writer, _) = self.writer(client, f, &mut w).await?;
+            append_zeros(writer, size - len).await?;
             f.length.store(size, Ordering::Release);
+            if !writing {
+                // Opened only to extend: completing now is what the caller expects of setattr.
+                return self.complete(client, f, &mut w).await;
+            }
+        } else if size < len {
+            if writing || size != 0 {
+                tracing::warn!(
+                    "truncate of inode {} from {len} to {size} bytes refused: dfs only cuts a \
+                     file to 0 when it is not being written",
+                    f.ino
+                );
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let path = self.path(f.ino)?;
+            client.truncate(&path, 0).await.or_errno()?;
+            f.length.store(0, Ordering::Release);
         }
         Ok(())
     }
@@ -484,7 +495,7 @@ impl Fs {
         }
         let file = self.open_file(ino, st.length, writable);
         if writable && flags.0 & libc::O_TRUNC != 0 {
-            if let Err(e) = self.truncate(&client, ino, &path, 0).await {
+            if let Err(e) = self.truncate(&client, &file, 0).await {
                 self.close_handle(&file, writable);
                 return Err(e);
             }
@@ -529,39 +540,49 @@ impl Fs {
 
     async fn write(&self, h: &FileHandleState, offset: u64, data: &[u8]) -> Reply<()> {
         let f = &h.file;
-        let at_end = |len: u64| {
-            // O_APPEND writes go to the end whatever the kernel's idea of the size.
-            if h.append || offset == len {
-                return Ok(());
-            }
+        let mut w = f.write.lock().await;
+        let (writer, len) = self.writer(&h.client, f, &mut w).await?;
+        // O_APPEND writes go to the end whatever the kernel's idea of the size.
+        let offset = if h.append { len } else { offset };
+        if offset < len {
             tracing::warn!(
                 "write to inode {} at offset {offset} refused: the file is {len} bytes long and \
-                 dfs only appends (random writes are not supported)",
+                 dfs does not rewrite data (random writes are not supported)",
                 f.ino
             );
-            Err(Errno::EOPNOTSUPP)
-        };
-        let mut w = f.write.lock().await;
-        let writer = match &mut w.writer {
-            Some(writer) => {
-                at_end(f.length.load(Ordering::Acquire))?;
+            return Err(Errno::EOPNOTSUPP);
+        }
+        // A write past the end (`cp` of a sparse file seeks over holes) leaves a hole that
+        // reads as zeros: write the zeros.
+        append_zeros(writer, offset - len).await?;
+        writer.write(data).await.or_errno()?;
+        f.length
+            .store(offset + data.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// The file's writer in this mount, opened (appending) if there is none, and the file's
+    /// length.
+    async fn writer<'w>(
+        &self,
+        client: &DfsClient,
+        f: &OpenFile,
+        w: &'w mut Writing,
+    ) -> Reply<(&'w mut FileWriter, u64)> {
+        let writer = match w.writer.take() {
+            Some(writer) => writer,
+            None => {
+                // The length may have changed since the handle opened (another client
+                // appended).
+                let path = self.path(f.ino)?;
+                let st = self.stat_ino(client, f.ino, &path).await?;
+                let writer = client.append(&path).await.or_errno()?;
+                f.length.store(st.length, Ordering::Release);
+                f.writing.store(true, Ordering::Release);
                 writer
             }
-            slot @ None => {
-                // The length may have changed since the handle opened (`>` truncates after
-                // open on kernels without atomic O_TRUNC; another client may have appended).
-                let path = self.path(f.ino)?;
-                let st = self.stat_ino(&h.client, f.ino, &path).await?;
-                f.length.store(st.length, Ordering::Release);
-                at_end(st.length)?;
-                let opened = h.client.append(&path).await.or_errno()?;
-                f.writing.store(true, Ordering::Release);
-                slot.insert(opened)
-            }
         };
-        writer.write(data).await.or_errno()?;
-        f.length.fetch_add(data.len() as u64, Ordering::AcqRel);
-        Ok(())
+        Ok((w.writer.insert(writer), f.length.load(Ordering::Acquire)))
     }
 
     /// Makes what this handle wrote visible to others: completes the file when `last` (no other
@@ -571,20 +592,20 @@ impl Fs {
         match &mut w.writer {
             None => Ok(()),
             Some(writer) if !last => writer.hflush().await.or_errno(),
-            Some(_) => self.complete(h, &mut w).await,
+            Some(_) => self.complete(&h.client, &h.file, &mut w).await,
         }
     }
 
     /// Closes the file's writer (which completes the file at the NameNode), then applies the
     /// times set while it was being written.
-    async fn complete(&self, h: &FileHandleState, w: &mut Writing) -> Reply<()> {
+    async fn complete(&self, client: &DfsClient, f: &OpenFile, w: &mut Writing) -> Reply<()> {
         let Some(mut writer) = w.writer.take() else {
             return Ok(());
         };
-        h.file.writing.store(false, Ordering::Release);
+        f.writing.store(false, Ordering::Release);
         let closed = writer.close().await.or_errno();
-        if let (Some((mtime, atime)), Ok(path)) = (w.times.take(), self.path(h.file.ino)) {
-            h.client
+        if let (Some((mtime, atime)), Ok(path)) = (w.times.take(), self.path(f.ino)) {
+            client
                 .set_times(&path, mtime, atime)
                 .await
                 .map_err(|e| owner_errno(&e))?;
@@ -605,7 +626,7 @@ impl Fs {
             return Ok(());
         }
         let mut w = h.file.write.lock().await;
-        self.complete(h, &mut w).await
+        self.complete(&h.client, &h.file, &mut w).await
     }
 
     async fn read(&self, h: &FileHandleState, offset: u64, size: u32) -> Reply<Bytes> {
@@ -779,6 +800,17 @@ impl Fs {
     }
 }
 
+/// Appends `n` zero bytes (a hole made real: dfs files have no sparse regions).
+async fn append_zeros(writer: &mut FileWriter, mut n: u64) -> Reply<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        writer.write(&ZEROS[..k]).await.or_errno()?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
 fn file_type(st: &FileStatus) -> FileType {
     if st.is_dir() {
         FileType::Directory
@@ -820,6 +852,43 @@ impl fuser::Filesystem for DfsFs {
                 Err(e) => reply.error(e),
             }
         })
+    }
+
+    // dfs has regular files and directories only: what POSIX says a file system without the
+    // others answers is EPERM.
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM)
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM)
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM)
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
