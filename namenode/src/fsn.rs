@@ -212,7 +212,15 @@ impl FsState {
     }
 
     fn bump_gen_stamp(&mut self) -> Result<GenStamp> {
-        let gs = GenStamp(self.ns.gen_stamp().0 + 1);
+        let gs = self
+            .ns
+            .gen_stamp()
+            .0
+            .checked_add(1)
+            .map(GenStamp)
+            .ok_or_else(|| {
+                Error::Internal("generation stamps are exhausted (a damaged image?)".into())
+            })?;
         self.log(Op::SetGenerationStamp { gs })?;
         Ok(gs)
     }
@@ -1455,9 +1463,11 @@ impl FsState {
         for d in self.dns.iter() {
             if d.alive {
                 s.live_datanodes += 1;
-                s.capacity += d.storage.capacity;
-                s.dfs_used += d.storage.dfs_used;
-                s.remaining += d.storage.remaining;
+                // Saturating: these are DataNodes' numbers, and a panic here, under the
+                // namespace lock, would poison it for every later RPC.
+                s.capacity = s.capacity.saturating_add(d.storage.capacity);
+                s.dfs_used = s.dfs_used.saturating_add(d.storage.dfs_used);
+                s.remaining = s.remaining.saturating_add(d.storage.remaining);
             } else {
                 s.dead_datanodes += 1;
             }

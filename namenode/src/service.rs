@@ -513,7 +513,9 @@ impl DatanodeProtocol for Service {
         let storage = r
             .storage
             .as_ref()
-            .map(StorageReport::from)
+            .map(StorageReport::try_from)
+            .transpose()
+            .map_err(to_status)?
             .unwrap_or_default();
         let cluster_id = self
             .exec(|st| st.register(id, storage, Now::current()))
@@ -526,7 +528,9 @@ impl DatanodeProtocol for Service {
         let storage = r
             .storage
             .as_ref()
-            .map(StorageReport::from)
+            .map(StorageReport::try_from)
+            .transpose()
+            .map_err(to_status)?
             .unwrap_or_default();
         let (commands, txid) = self
             .exec(|st| {
