@@ -259,10 +259,15 @@ impl FsState {
     fn no_targets(&self, wanted: usize, exclude: &HashSet<String>) -> Error {
         let live = self.dns.iter().filter(|d| d.alive).count();
         let writable = self.dns.iter().filter(|d| d.writable()).count();
-        Error::NoLiveDatanodes(format!(
-            "could not place {wanted} replica(s): {live} live datanode(s), {writable} accepting new blocks, {} excluded by the client, none with enough free space",
-            exclude.len()
-        ))
+        let why = if live == 0 {
+            "no live DataNodes".to_string()
+        } else {
+            format!(
+                "{live} live DataNode(s), {writable} accepting new blocks, {} excluded by the client, none with enough free space",
+                exclude.len()
+            )
+        };
+        Error::NoLiveDatanodes(format!("could not place {wanted} replica(s): {why}"))
     }
 
     pub(crate) fn dn_info(&self, uuid: &str, now: Instant) -> Option<DatanodeInfo> {
