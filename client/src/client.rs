@@ -257,15 +257,14 @@ impl DfsClient {
         let mut after = String::new();
         loop {
             let page = self.list_page(path, &after, 0).await?;
-            let more = page.remaining > 0;
-            match page.entries.last() {
-                Some(last) if more => after = last.name.clone(),
-                _ => {
-                    all.extend(page.entries);
-                    return Ok(all);
-                }
+            let more = page.has_more();
+            if let Some(last) = page.entries.last() {
+                after = last.name.clone();
             }
             all.extend(page.entries);
+            if !more {
+                return Ok(all);
+            }
         }
     }
 

@@ -72,8 +72,16 @@ impl From<pb::FileStatus> for FileStatus {
 #[derive(Debug, Clone)]
 pub struct ListingPage {
     pub entries: Vec<FileStatus>,
-    /// Entries after this page; list again with `start_after` = the last name.
+    /// 0 when this page ends the listing; otherwise more entries follow (at least this many:
+    /// the NameNode does not count the rest). List again with `start_after` = the last name.
     pub remaining: u64,
+}
+
+impl ListingPage {
+    /// Whether another page follows (an empty page never promises one).
+    pub fn has_more(&self) -> bool {
+        self.remaining > 0 && !self.entries.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -329,73 +329,55 @@ impl Shell {
         }
     }
 
+    /// Prints a listing as it arrives, one NameNode page at a time (a directory of millions of
+    /// entries is never held in memory). `Found N items` is the directory's size when it was
+    /// looked up, printed first as HDFS does; entries added or removed while the pages are
+    /// fetched can make it differ from the lines that follow.
     async fn ls(&self, path: &str, recursive: bool, human: bool, json: bool) -> Result<()> {
         let st = self.client.stat(path).await?;
-        let mut rows: Vec<(String, FileStatus)> = Vec::new();
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let line = |out: &mut dyn Write, p: &str, s: &FileStatus, first: bool| {
+            if json {
+                let sep = if first { "" } else { "," };
+                write!(out, "{sep}{}", status_json(p, s))
+            } else {
+                writeln!(out, "{}", ls_line(p, s, human))
+            }
+        };
+        if json {
+            write!(out, "[").map_err(stdout_error)?;
+        }
         if st.is_dir() {
-            self.collect(path, recursive, &mut rows).await?;
             if !json && !recursive {
-                println!("Found {} items", rows.len());
+                writeln!(out, "Found {} items", st.children).map_err(stdout_error)?;
+            }
+            let mut walk = Listing::new(&self.client, path, recursive);
+            let mut first = true;
+            while let Some((p, s)) = walk.next().await? {
+                line(&mut out, &p, &s, first).map_err(stdout_error)?;
+                first = false;
+                if !walk.buffered() {
+                    // The next entry costs a round trip: show what we have meanwhile.
+                    out.flush().map_err(stdout_error)?;
+                }
             }
         } else {
-            rows.push((path.to_string(), st));
+            line(&mut out, path, &st, true).map_err(stdout_error)?;
         }
         if json {
-            let v: Vec<_> = rows.iter().map(|(p, s)| status_json(p, s)).collect();
-            println!("{}", serde_json::Value::Array(v));
-            return Ok(());
+            writeln!(out, "]").map_err(stdout_error)?;
         }
-        let mut out = std::io::stdout().lock();
-        for (p, s) in rows {
-            let line = format!(
-                "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
-                if s.is_dir() { 'd' } else { '-' },
-                mode_string(s.permission),
-                if s.is_dir() {
-                    "-".to_string()
-                } else {
-                    s.replication.to_string()
-                },
-                s.owner,
-                s.group,
-                size(s.length, human),
-                date(s.mtime_ms),
-            );
-            if writeln!(out, "{line}").is_err() {
-                break; // stdout closed (e.g. piped into head)
-            }
-        }
-        Ok(())
+        out.flush().map_err(stdout_error)
     }
 
-    /// Entries of `dir` (and below, when recursive), depth first, with full paths.
-    async fn collect(
-        &self,
-        dir: &str,
-        recursive: bool,
-        out: &mut Vec<(String, FileStatus)>,
-    ) -> Result<()> {
-        let mut stack = vec![dir.to_string()];
-        while let Some(d) = stack.pop() {
-            let mut after = String::new();
-            loop {
-                let page = self.client.list_page(&d, &after, 0).await?;
-                let mut subdirs = Vec::new();
-                for e in page.entries {
-                    let p = join(&d, &e.name);
-                    after = e.name.clone();
-                    if recursive && e.is_dir() {
-                        subdirs.push(p.clone());
-                    }
-                    out.push((p, e));
-                }
-                stack.extend(subdirs.into_iter().rev());
-                if page.remaining == 0 {
-                    break;
-                }
-            }
+    /// Entries of `dir` (and below, when recursive), in listing order, with full paths.
+    async fn collect(&self, dir: &str, recursive: bool) -> Result<Vec<(String, FileStatus)>> {
+        let mut walk = Listing::new(&self.client, dir, recursive);
+        let mut out = Vec::new();
+        while let Some(e) = walk.next().await? {
+            out.push(e);
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Every file at or below `path`.
@@ -404,9 +386,9 @@ impl Shell {
         if !st.is_dir() {
             return Ok(vec![path.to_string()]);
         }
-        let mut rows = Vec::new();
-        self.collect(path, true, &mut rows).await?;
-        Ok(rows
+        Ok(self
+            .collect(path, true)
+            .await?
             .into_iter()
             .filter(|(_, s)| s.is_file())
             .map(|(p, _)| p)
@@ -416,8 +398,7 @@ impl Shell {
     async fn maybe_recursive(&self, path: &str, recursive: bool) -> Result<Vec<String>> {
         let mut all = vec![path.to_string()];
         if recursive && self.client.stat(path).await?.is_dir() {
-            let mut rows = Vec::new();
-            self.collect(path, true, &mut rows).await?;
+            let rows = self.collect(path, true).await?;
             all.extend(rows.into_iter().map(|(p, _)| p));
         }
         Ok(all)
@@ -805,6 +786,101 @@ impl Shell {
         }
         Ok(())
     }
+}
+
+/// A directory listing walked depth first, one NameNode page per round trip: entries come out in
+/// the order `hdfs dfs -ls -R` prints them (a directory's contents right after the directory
+/// itself), and only one page per directory level is held in memory.
+struct Listing<'a> {
+    client: &'a DfsClient,
+    recursive: bool,
+    /// The directories being walked, innermost last.
+    stack: Vec<Level>,
+}
+
+/// One directory of a [`Listing`]: the rest of its current page and where the next page starts.
+struct Level {
+    dir: String,
+    page: std::vec::IntoIter<FileStatus>,
+    after: String,
+    more: bool,
+}
+
+impl Level {
+    /// A directory whose first page is fetched when it is needed.
+    fn new(dir: String) -> Level {
+        Level {
+            dir,
+            page: Vec::new().into_iter(),
+            after: String::new(),
+            more: true,
+        }
+    }
+}
+
+impl<'a> Listing<'a> {
+    fn new(client: &'a DfsClient, dir: &str, recursive: bool) -> Listing<'a> {
+        Listing {
+            client,
+            recursive,
+            stack: vec![Level::new(dir.to_string())],
+        }
+    }
+
+    /// The next entry with its full path; `None` when the walk is over.
+    async fn next(&mut self) -> Result<Option<(String, FileStatus)>> {
+        loop {
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            if let Some(e) = top.page.next() {
+                let p = join(&top.dir, &e.name);
+                top.after.clone_from(&e.name);
+                if self.recursive && e.is_dir() {
+                    self.stack.push(Level::new(p.clone()));
+                }
+                return Ok(Some((p, e)));
+            }
+            if !top.more {
+                self.stack.pop();
+                continue;
+            }
+            let page = self.client.list_page(&top.dir, &top.after, 0).await?;
+            top.more = page.has_more();
+            top.page = page.entries.into_iter();
+        }
+    }
+
+    /// Whether [`Listing::next`] can answer without asking the NameNode.
+    fn buffered(&self) -> bool {
+        for level in self.stack.iter().rev() {
+            if level.page.len() > 0 {
+                return true;
+            }
+            if level.more {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One `ls` line: type and mode, replication, owner, group, size, mtime, path.
+fn ls_line(p: &str, s: &FileStatus, human: bool) -> String {
+    format!(
+        "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
+        if s.is_dir() { 'd' } else { '-' },
+        mode_string(s.permission),
+        if s.is_dir() {
+            "-".to_string()
+        } else {
+            s.replication.to_string()
+        },
+        s.owner,
+        s.group,
+        size(s.length, human),
+        date(s.mtime_ms),
+    )
 }
 
 fn now_ms() -> u64 {

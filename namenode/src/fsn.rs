@@ -1153,8 +1153,11 @@ impl FsState {
         if is_dir {
             self.checker.check_access(&self.ns, c, id, READ | EXECUTE)?;
         }
-        let limit = if limit == 0 || limit > self.cfg.listing_limit {
-            self.cfg.listing_limit
+        // At least one entry per page, whatever the configuration says: a page of 0 entries
+        // with more to come would make every client loop forever.
+        let page_size = self.cfg.listing_limit.max(1);
+        let limit = if limit == 0 || limit > page_size {
+            page_size
         } else {
             limit
         };

@@ -448,8 +448,12 @@ impl Namespace {
         Some(st)
     }
 
-    /// One page of a listing: entries sorted by name strictly after `start_after`, and how many
-    /// entries follow the page. A file lists as itself.
+    /// One page of a listing: at most `limit` entries sorted by name strictly after
+    /// `start_after`, and 1 when more entries follow the page (0 when it ends the listing). A
+    /// file lists as itself.
+    ///
+    /// The rest of the directory is never counted: a page costs O(limit · log n) under the
+    /// namespace lock, so paging through a directory of a million entries stays linear.
     pub fn list(&self, id: InodeId, start_after: &str, limit: usize) -> (Vec<FileStatus>, u64) {
         let Some(inode) = self.inodes.get(&id) else {
             return (Vec::new(), 0);
@@ -462,16 +466,14 @@ impl Namespace {
         } else {
             children.range::<str, _>((Bound::Excluded(start_after), Bound::Unbounded))
         };
-        let mut entries = Vec::new();
-        let mut remaining = 0u64;
-        for (_, child) in range {
-            if entries.len() < limit {
-                entries.extend(self.status(*child));
-            } else {
-                remaining += 1;
-            }
-        }
-        (entries, remaining)
+        let mut page = range.take(limit.saturating_add(1));
+        let entries = page
+            .by_ref()
+            .take(limit)
+            .filter_map(|(_, child)| self.status(*child))
+            .collect();
+        let more = page.next().is_some();
+        (entries, u64::from(more))
     }
 
     /// Every inode of a subtree, parents first.
@@ -1165,12 +1167,17 @@ pub(crate) mod tests {
             pages += 1;
             names.extend(page.iter().map(|s| s.name.clone()));
             after = page.last().map(|s| s.name.clone()).unwrap_or_default();
-            assert_eq!(remaining as usize, 25 - names.len());
+            // Only "more follow" is known: the rest of the directory is not counted.
+            assert_eq!(remaining, u64::from(names.len() < 25));
             if remaining == 0 {
                 break;
             }
         }
         assert_eq!(pages, 3);
+        // A page that ends exactly at the last entry says so: no empty page follows.
+        assert_eq!(ns.list(d, "", 25).1, 0);
+        assert_eq!(ns.list(d, "f14", 10).1, 0);
+        assert_eq!(ns.list(d, "f14", 9).1, 1);
         let expected: Vec<String> = (0..25).map(|i| format!("f{i:02}")).collect();
         assert_eq!(names, expected);
         let f = ns.resolve(&p("/d/f03")).unwrap();
