@@ -148,6 +148,8 @@ pub struct DatanodeReport {
     pub last_heartbeat_ms_ago: u64,
     pub failed_volumes: u32,
     pub xceivers: u32,
+    /// While decommissioning: blocks on this node still waiting for copies elsewhere.
+    pub blocks_to_drain: u64,
 }
 
 impl From<pb::DatanodeInfo> for DatanodeReport {
@@ -170,6 +172,7 @@ impl From<pb::DatanodeInfo> for DatanodeReport {
             last_heartbeat_ms_ago: d.last_heartbeat_ms_ago,
             failed_volumes: d.failed_volumes,
             xceivers: d.xceivers,
+            blocks_to_drain: d.blocks_to_drain,
         }
     }
 }

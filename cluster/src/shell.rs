@@ -701,12 +701,13 @@ impl Shell {
                             "uuid": d.uuid, "addr": d.addr, "alive": d.alive, "admin_state": d.admin_state,
                             "capacity": d.capacity, "used": d.used, "remaining": d.remaining, "blocks": d.blocks,
                             "last_heartbeat_ms_ago": d.last_heartbeat_ms_ago, "failed_volumes": d.failed_volumes,
+                            "blocks_to_drain": d.blocks_to_drain,
                         })).collect::<Vec<_>>(),
                     });
-                    println!("{v}");
+                    outln!("{v}");
                     return Ok(());
                 }
-                println!(
+                outln!(
                     "Configured Capacity: {} ({})",
                     s.capacity,
                     size(s.capacity, true)
@@ -748,10 +749,18 @@ impl Shell {
                         size(d.used, true),
                         size(d.remaining, true)
                     );
-                    println!(
+                    outln!(
                         "Blocks: {}  Failed volumes: {}  Last contact: {} ms ago",
-                        d.blocks, d.failed_volumes, d.last_heartbeat_ms_ago
+                        d.blocks,
+                        d.failed_volumes,
+                        d.last_heartbeat_ms_ago
                     );
+                    if d.admin_state == "decommissioning" {
+                        outln!(
+                            "Decommission in progress: {} block(s) still to copy elsewhere",
+                            d.blocks_to_drain
+                        );
+                    }
                 }
             }
             AdminCommand::Safemode { action } => {

@@ -108,6 +108,7 @@ impl From<&DatanodeInfo> for pb::DatanodeInfo {
             num_blocks: d.num_blocks,
             failed_volumes: d.storage.failed_volumes,
             xceivers: d.xceivers,
+            blocks_to_drain: d.blocks_to_drain,
         }
     }
 }

@@ -281,6 +281,7 @@ impl FsState {
             admin_state: d.admin,
             num_blocks: self.blocks.node_block_count(uuid),
             xceivers: d.xceivers,
+            blocks_to_drain: 0,
         })
     }
 
@@ -963,6 +964,7 @@ impl FsState {
                     admin_state: AdminState::Normal,
                     num_blocks: 0,
                     xceivers: 0,
+                    blocks_to_drain: 0,
                 })
             })
             .collect();
@@ -1483,11 +1485,48 @@ impl FsState {
         s
     }
 
+    /// Every DataNode; a draining one with how many of its blocks still wait for copies.
     pub fn datanode_report(&self, now: Instant) -> Vec<DatanodeInfo> {
+        let normal_nodes = self.dns.iter().filter(|d| d.writable()).count();
         self.dns
             .iter()
-            .filter_map(|d| self.dn_info(&d.id.uuid, now))
+            .filter_map(|d| {
+                let mut info = self.dn_info(&d.id.uuid, now)?;
+                if d.admin == AdminState::DecommissionInProgress {
+                    info.blocks_to_drain = self
+                        .blocks
+                        .node_blocks(&d.id.uuid)
+                        .into_iter()
+                        .filter(|b| !self.block_drained(&d.id.uuid, *b, normal_nodes))
+                        .count() as u64;
+                }
+                Some(info)
+            })
             .collect()
+    }
+
+    /// Whether block `bid` no longer needs the draining DataNode `uuid`: it is not part of a
+    /// file any more, or it is complete with its expected number of good replicas on normal
+    /// DataNodes (or as many as there are, `normal_nodes`). The decommission check of the
+    /// replication monitor waits for exactly this on every block of the node.
+    pub(crate) fn block_drained(&self, uuid: &str, bid: BlockId, normal_nodes: usize) -> bool {
+        let Some((_, f, idx)) = self.ns.block_file(bid) else {
+            return true;
+        };
+        if !f.block_complete(idx) {
+            return false;
+        }
+        let b = f.blocks[idx];
+        let live = self
+            .blocks
+            .replicas(bid)
+            .filter(|(u, r)| {
+                *u != uuid
+                    && health(r, &b, true) == Health::Good
+                    && self.dns.get(u).is_some_and(|d| d.writable())
+            })
+            .count();
+        live >= (f.replication as usize).min(normal_nodes)
     }
 
     pub fn fsck(&mut self, c: &Caller, path: &DfsPath) -> Result<FsckReport> {
