@@ -154,7 +154,7 @@ impl DfsClient {
     ) -> Result<()> {
         let req = pb::MkdirsRequest {
             path: Self::path(path)?,
-            permission,
+            permission: Some(permission),
             create_parent,
         };
         call!(self.inner.nn, mkdirs, req)?;
@@ -166,7 +166,7 @@ impl DfsClient {
         let path = Self::path(path)?;
         let req = pb::CreateRequest {
             path: path.clone(),
-            permission: opts.permission.unwrap_or(0o666 & !self.inner.cfg.umask),
+            permission: Some(opts.permission.unwrap_or(0o666 & !self.inner.cfg.umask)),
             client_name: self.inner.client_name.clone(),
             overwrite: opts.overwrite,
             create_parent: opts.create_parent,

@@ -36,10 +36,12 @@ use crate::Config;
 pub const DEFAULT_REPLICATION: u32 = 3;
 /// Default block size when a client asks for 0 (HDFS's 128 MiB).
 pub const DEFAULT_BLOCK_SIZE: u64 = 128 << 20;
+/// Mode of a new directory whose request carries none (the client sends its umask'ed mode).
+pub const DEFAULT_DIR_PERMISSION: u32 = 0o755;
+/// Mode of a new file whose request carries none.
+pub const DEFAULT_FILE_PERMISSION: u32 = 0o644;
 /// Block sizes must be whole checksum chunks.
 pub const BYTES_PER_CHECKSUM: u64 = dfs_proto::checksum::DEFAULT_BYTES_PER_CHECKSUM as u64;
-/// Reads update atime at most this often (HDFS's dfs.namenode.accesstime.precision); not logged.
-pub const ATIME_PRECISION_MS: u64 = 3_600_000;
 
 /// The current time, monotonic for intervals and wall-clock for timestamps.
 #[derive(Debug, Clone, Copy)]
@@ -387,11 +389,8 @@ impl FsState {
             .inode(parent)
             .map(|i| i.group.clone())
             .unwrap_or_default();
-        let mode = if permission == 0 {
-            0o755
-        } else {
-            permission & 0o7777
-        };
+        // Every value is a real mode, 0 included: "none given" was settled by the caller.
+        let mode = permission & 0o7777;
         let comps: Vec<&str> = path.components().collect();
         let first_missing = comps.len() - walk.missing;
         for k in first_missing..comps.len() {
@@ -483,7 +482,7 @@ impl FsState {
             if !create_parent {
                 return Err(Error::NotFound(parent.to_string()));
             }
-            self.mkdirs(c, &parent, 0o755, true, now)?;
+            self.mkdirs(c, &parent, DEFAULT_DIR_PERMISSION, true, now)?;
             walk = self.ns.walk(path)?;
         }
         if !existed {
@@ -502,11 +501,7 @@ impl FsState {
         self.log(Op::Create {
             inode_id,
             path: path.clone(),
-            permission: if permission == 0 {
-                0o644
-            } else {
-                permission & 0o7777
-            },
+            permission: permission & 0o7777,
             owner: c.user.clone(),
             group,
             mtime_ms: now.ms,

@@ -251,13 +251,14 @@ fn create_validates_arguments() {
         fx.st.create(&c, &p("/"), 0, "c", false, false, 1, 0, now),
         Err(Error::IsADirectory(_))
     ));
+    // Mode 0 is a real mode (a umask of 0777), not "use the default".
     let st = fx
         .st
         .create(&c, &p("/d/f"), 0, "c", false, true, 0, 0, now)
         .unwrap();
     assert_eq!(
         (st.replication, st.block_size, st.permission),
-        (3, DEFAULT_BLOCK_SIZE, 0o644)
+        (3, DEFAULT_BLOCK_SIZE, 0)
     );
     assert!(st.under_construction);
     assert!(matches!(

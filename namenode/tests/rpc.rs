@@ -137,7 +137,7 @@ async fn write_file(
     c.create(as_user(
         pb::CreateRequest {
             path: path.into(),
-            permission: 0o644,
+            permission: Some(0o644),
             client_name: "writer".into(),
             overwrite: false,
             create_parent: true,
@@ -285,7 +285,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
     let mut c = nn.client().await;
     let create = |client: &str, overwrite: bool| pb::CreateRequest {
         path: "/f".into(),
-        permission: 0o644,
+        permission: Some(0o644),
         client_name: client.into(),
         overwrite,
         create_parent: false,
@@ -324,7 +324,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
         .mkdirs(as_user(
             pb::MkdirsRequest {
                 path: "relative".into(),
-                permission: 0,
+                permission: None,
                 create_parent: false,
             },
             "root",
@@ -351,7 +351,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
     let e = c
         .mkdirs(pb::MkdirsRequest {
             path: "/x".into(),
-            permission: 0,
+            permission: None,
             create_parent: false,
         })
         .await
