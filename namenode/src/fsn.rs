@@ -1179,11 +1179,7 @@ impl FsState {
         let id = self.caller_check(c, path)?;
         let f = self.file(id, path)?.clone();
         self.checker.check_access(&self.ns, c, id, READ)?;
-        if let Some(i) = self.ns.inode(id) {
-            if now.ms.saturating_sub(i.atime_ms) > ATIME_PRECISION_MS {
-                self.ns.touch_atime(id, now.ms);
-            }
-        }
+        self.note_access(id, path, now);
         let end = if length == 0 {
             u64::MAX
         } else {
@@ -1217,6 +1213,31 @@ impl FsState {
             last_block,
             last_block_complete: !f.under_construction(),
         })
+    }
+
+    /// Records a read as the file's access time, as HDFS does with
+    /// `dfs.namenode.accesstime.precision`: only when the stored atime is older than the
+    /// precision, so a hot file costs one logged op (and fsync) per precision, not one per read.
+    /// Like every namespace change it goes through the edit log. Skipped in safe mode, when the
+    /// precision is 0, and (with a warning) when it cannot be logged: a read never fails for it.
+    fn note_access(&mut self, id: InodeId, path: &DfsPath, now: Now) {
+        let precision =
+            u64::try_from(self.cfg.access_time_precision.as_millis()).unwrap_or(u64::MAX);
+        let stale = self
+            .ns
+            .inode(id)
+            .is_some_and(|i| now.ms.saturating_sub(i.atime_ms) > precision);
+        if precision == 0 || !stale || self.check_writable("update access times").is_err() {
+            return;
+        }
+        let op = Op::SetTimes {
+            path: path.clone(),
+            mtime_ms: None,
+            atime_ms: Some(now.ms),
+        };
+        if let Err(e) = self.log(op) {
+            tracing::warn!(%path, error = %e, "could not record the access time");
+        }
     }
 
     pub fn rename(

@@ -510,13 +510,6 @@ impl Namespace {
         s
     }
 
-    /// Updates the access time without logging (reads: HDFS keeps atime only approximately).
-    pub fn touch_atime(&mut self, id: InodeId, atime_ms: u64) {
-        if let Some(i) = self.inodes.get_mut(&id) {
-            i.atime_ms = atime_ms;
-        }
-    }
-
     // ---------------------------------------------------------------------------------------
     // Mutation
     // ---------------------------------------------------------------------------------------
