@@ -311,3 +311,184 @@ fn dfs_up_runs_a_local_cluster_and_stops_on_sigterm() {
     assert!(status.success(), "dfs up exited with {status}");
     assert!(dir.path().join("data/namenode").exists());
 }
+
+/// Runs `dfs ARGS` with a standard output whose reader is already gone, as in `dfs ... | head`
+/// once `head` has exited.
+fn dfs_into_closed_pipe(c: &dfs_cluster::MiniCluster, args: &[&str]) -> std::process::Output {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills two descriptors we then own; the read end is closed at once.
+    let (read_end, write_end) = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read_end);
+    c.command()
+        .args(args)
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn shell_errors_broken_pipes_modes_and_safe_mode_status() {
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    dfs_ok(&c, &["mkdir", "/d"]);
+    dfs_ok(&c, &["touchz", "/d/f"]);
+    // One clear line each, and a failing exit status.
+    for (args, says) in [
+        (&["mkdir", "-p", "/d/f/sub"][..], "not a directory: /d/f"),
+        (&["rmdir", "/d/f"][..], "not a directory: /d/f"),
+        (&["cat", "/d"][..], "is a directory: /d"),
+        (&["rm", "/d"][..], "/d: is a directory"),
+        (&["rmdir", "/d"][..], "directory not empty: /d"),
+        (
+            &["ls", "/d/missing"][..],
+            "no such file or directory: /d/missing",
+        ),
+    ] {
+        let err = dfs_err(&c, args);
+        assert!(err.contains(says), "dfs {args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "dfs {args:?}: {err}");
+    }
+    dfs_ok(&c, &["rm", "/d/f"]);
+    dfs_ok(&c, &["rmdir", "/d"]);
+
+    // A reader that went away (`| head`) ends a command quietly, with the status a shell shows
+    // for `cat` killed by SIGPIPE; no panic, no backtrace.
+    for i in 0..30 {
+        dfs_ok(&c, &["touchz", &format!("/many{i:02}")]);
+    }
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("x");
+    std::fs::write(&src, "x").unwrap();
+    dfs_ok(&c, &["put", src.to_str().unwrap(), "/one"]);
+    for args in [
+        &["admin", "report"][..],
+        &["ls", "-R", "/"][..],
+        &["ls", "--json", "/"][..],
+        &["cat", "/one"][..],
+        &["stat", "/many00"][..],
+        &["admin", "safemode", "get"][..],
+    ] {
+        let out = dfs_into_closed_pipe(&c, args);
+        assert_eq!(out.status.code(), Some(141), "dfs {args:?}: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "dfs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The NameNode's status line is printed once, not after its own prefix again.
+    let get = dfs_ok(&c, &["admin", "safemode", "get"]);
+    assert_eq!(get, "Safe mode is OFF.\n");
+
+    // A umask of 777 makes mode-0 directories and files (0 is a mode, not "unset").
+    let umask = ["-D", "fs.permissions.umask-mode=777"];
+    dfs_ok(&c, &[&umask[..], &["mkdir", "/m0"][..]].concat());
+    dfs_ok(
+        &c,
+        &[&umask[..], &["put", src.to_str().unwrap(), "/m0/x"][..]].concat(),
+    );
+    for p in ["/m0", "/m0/x"] {
+        let st: serde_json::Value =
+            serde_json::from_str(&dfs_ok(&c, &["stat", "--json", p])).unwrap();
+        assert_eq!(st["permission"], "0", "{p}: {st}");
+    }
+
+    // No DataNode at all: a write says so.
+    let empty = cluster().datanodes(0).start().unwrap();
+    let err = dfs_err(&empty, &["put", src.to_str().unwrap(), "/x"]);
+    assert!(err.contains("no live DataNodes"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn ls_streams_pages_in_tree_order_and_reports_decommission_progress() {
+    let c = cluster()
+        .datanodes(2)
+        .replication(1)
+        .block_size(64 * 1024)
+        .conf("dfs.ls.limit", "3")
+        // No replication monitor pass during the test: a decommission stays in progress.
+        .conf("dfs.namenode.replication.interval", "1h")
+        .start()
+        .unwrap();
+    // Pages of 3: a directory's entries come right after it, whatever the page boundaries.
+    for d in ["/t/a/x", "/t/b", "/t/c", "/t/d/y/z"] {
+        dfs_ok(&c, &["mkdir", "-p", d]);
+    }
+    for f in ["/t/a/f1", "/t/a/f2", "/t/a/f3", "/t/a/f4", "/t/e"] {
+        dfs_ok(&c, &["touchz", f]);
+    }
+    let ls = dfs_ok(&c, &["ls", "-R", "/t"]);
+    let paths: Vec<&str> = ls
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/t/a", "/t/a/f1", "/t/a/f2", "/t/a/f3", "/t/a/f4", "/t/a/x", "/t/b", "/t/c", "/t/d",
+            "/t/d/y", "/t/d/y/z", "/t/e"
+        ],
+        "{ls}"
+    );
+    let ls = dfs_ok(&c, &["ls", "/t/a"]);
+    assert!(ls.starts_with("Found 5 items\n"), "{ls}");
+    assert_eq!(ls.lines().count(), 6, "{ls}");
+    let json: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["ls", "--json", "/t"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 5);
+    // A page size of 0 would never end a listing: it is refused, naming the key.
+    let err = dfs_err(&c, &["-D", "dfs.ls.limit=0", "ls", "/t"]);
+    assert!(err.contains("dfs.ls.limit"), "{err}");
+
+    // Decommission progress: the blocks the node still holds alone.
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("blocks");
+    std::fs::write(&src, data(10 * 64 * 1024, 5)).unwrap();
+    dfs_ok(&c, &["put", src.to_str().unwrap(), "/blocks"]);
+    let report = || -> serde_json::Value {
+        serde_json::from_str(&dfs_ok(&c, &["admin", "report", "--json"])).unwrap()
+    };
+    let busiest = eventually(
+        std::time::Duration::from_secs(10),
+        "the DataNodes to report 10 blocks",
+        || {
+            let r = report();
+            let dns = r["datanodes"].as_array().unwrap().clone();
+            let total: u64 = dns.iter().map(|d| d["blocks"].as_u64().unwrap()).sum();
+            (total == 10).then(|| {
+                dns.into_iter()
+                    .max_by_key(|d| d["blocks"].as_u64().unwrap())
+                    .unwrap()
+            })
+        },
+    );
+    let addr = busiest["addr"].as_str().unwrap();
+    let held = busiest["blocks"].as_u64().unwrap();
+    assert_eq!(busiest["blocks_to_drain"], 0, "not draining yet");
+    dfs_ok(&c, &["admin", "decommission", addr]);
+    let r = report();
+    let d = r["datanodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["addr"] == addr)
+        .unwrap()
+        .clone();
+    assert_eq!(d["admin_state"], "decommissioning", "{d}");
+    assert_eq!(d["blocks_to_drain"], held, "{d}");
+    let text = dfs_ok(&c, &["admin", "report"]);
+    assert!(
+        text.contains(&format!(
+            "Decommission in progress: {held} block(s) still to copy elsewhere"
+        )),
+        "{text}"
+    );
+}

@@ -249,3 +249,39 @@ fn an_idle_writer_keeps_its_pipeline() {
     wait_fully_replicated(&c, "/slow", 3, std::time::Duration::from_secs(10));
     assert!(read_all(&client, "/slow") == [first, second].concat());
 }
+
+#[test]
+fn a_file_written_with_other_bytes_per_checksum_reads_with_the_defaults() {
+    let c = cluster()
+        .datanodes(1)
+        .replication(1)
+        .block_size(256 * 1024)
+        .start()
+        .unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("in.bin");
+    let content = data(600_000, 21);
+    std::fs::write(&src, &content).unwrap();
+    let put = c
+        .command()
+        .args(["-D", "dfs.bytes-per-checksum=1024", "put"])
+        .arg(&src)
+        .arg("/k1024")
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{:?}", put);
+    // The default client (512) reads it, from the start and from inside a chunk.
+    let client = c.client().unwrap();
+    assert_eq!(client.as_async().config().bytes_per_checksum, 512);
+    assert!(read_all(&client, "/k1024") == content);
+    let mut r = client.open("/k1024").unwrap();
+    std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(300_001)).unwrap();
+    let mut tail = Vec::new();
+    r.read_to_end(&mut tail).unwrap();
+    assert!(tail == content[300_001..]);
+    let cat = c.command().args(["cat", "/k1024"]).output().unwrap();
+    assert!(cat.status.success() && cat.stdout == content);
+    // Its checksum names the chunking it was written with, not the reader's.
+    let sum = dfs_ok(&c, &["checksum", "/k1024"]);
+    assert!(sum.starts_with("/k1024\tCRC32C-OF-CRC32C-1024\t"), "{sum}");
+}

@@ -154,7 +154,7 @@ impl DfsClient {
     ) -> Result<()> {
         let req = pb::MkdirsRequest {
             path: Self::path(path)?,
-            permission,
+            permission: Some(permission),
             create_parent,
         };
         call!(self.inner.nn, mkdirs, req)?;
@@ -166,7 +166,7 @@ impl DfsClient {
         let path = Self::path(path)?;
         let req = pb::CreateRequest {
             path: path.clone(),
-            permission: opts.permission.unwrap_or(0o666 & !self.inner.cfg.umask),
+            permission: Some(opts.permission.unwrap_or(0o666 & !self.inner.cfg.umask)),
             client_name: self.inner.client_name.clone(),
             overwrite: opts.overwrite,
             create_parent: opts.create_parent,
@@ -257,15 +257,14 @@ impl DfsClient {
         let mut after = String::new();
         loop {
             let page = self.list_page(path, &after, 0).await?;
-            let more = page.remaining > 0;
-            match page.entries.last() {
-                Some(last) if more => after = last.name.clone(),
-                _ => {
-                    all.extend(page.entries);
-                    return Ok(all);
-                }
+            let more = page.has_more();
+            if let Some(last) = page.entries.last() {
+                after = last.name.clone();
             }
             all.extend(page.entries);
+            if !more {
+                return Ok(all);
+            }
         }
     }
 
@@ -386,17 +385,31 @@ impl DfsClient {
             .locations(&Self::path(path)?, 0, u64::MAX)
             .await?;
         let mut crcs = Vec::with_capacity(locs.blocks.len() * 4);
+        // The chunking the replicas were written with (an empty file has none: the default).
+        let mut file_bpc = None;
         for lb in &locs.blocks {
-            crcs.extend_from_slice(&self.block_checksum(path, lb).await?.to_be_bytes());
+            let (crc, bpc) = self.block_checksum(path, lb).await?;
+            match file_bpc {
+                Some(b) if b != bpc => {
+                    return Err(Error::NotSupported(format!(
+                        "checksum of {path}: its blocks were written with different bytes per \
+                         checksum ({b} and {bpc}), so no one checksum describes the file"
+                    )))
+                }
+                _ => file_bpc = Some(bpc),
+            }
+            crcs.extend_from_slice(&crc.to_be_bytes());
         }
+        let bpc = file_bpc.unwrap_or(dfs_proto::checksum::DEFAULT_BYTES_PER_CHECKSUM);
         Ok(FileChecksum {
-            algorithm: format!("CRC32C-OF-CRC32C-{}", self.inner.cfg.bytes_per_checksum),
+            algorithm: format!("CRC32C-OF-CRC32C-{bpc}"),
             value: crc32c::crc32c(&crcs),
             length: locs.file_length,
         })
     }
 
-    async fn block_checksum(&self, path: &str, lb: &pb::LocatedBlock) -> Result<u32> {
+    /// One replica's CRC of its chunk CRCs, and the bytes per checksum of those chunks.
+    async fn block_checksum(&self, path: &str, lb: &pb::LocatedBlock) -> Result<(u32, u32)> {
         let block = lb.block.unwrap_or_default();
         let mut reasons = Vec::new();
         for dn in lb.locations.iter().filter_map(|l| l.id.as_ref()) {
@@ -404,8 +417,11 @@ impl DfsClient {
             match Conn::open::<pb::BlockChecksumResponse>(dn, op, self.inner.cfg.socket_timeout)
                 .await
             {
-                Ok((_, r)) => match datanode::check(r.status, &r.message, dn) {
-                    Ok(()) => return Ok(r.crc_of_crcs),
+                Ok((_, r)) => match datanode::check(r.status, &r.message, dn).and_then(|()| {
+                    dfs_proto::checksum::validate_bytes_per_checksum(r.bytes_per_checksum)
+                        .map_err(|e| format!("DataNode {}: {e}", datanode::addr(dn)))
+                }) {
+                    Ok(bpc) => return Ok((r.crc_of_crcs, bpc)),
                     Err(e) => reasons.push(e),
                 },
                 Err(e) => reasons.push(format!("{}: {e}", datanode::addr(dn))),

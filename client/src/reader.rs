@@ -102,14 +102,7 @@ impl FileReader {
             let Some(cur) = self.current.as_mut() else {
                 continue;
             };
-            match cur
-                .read(
-                    buf,
-                    self.inner.cfg.bytes_per_checksum,
-                    self.inner.cfg.socket_timeout,
-                )
-                .await
-            {
+            match cur.read(buf, self.inner.cfg.socket_timeout).await {
                 Ok(0) => {
                     // This block is done; move on to the next one.
                     self.current = None;
@@ -280,6 +273,8 @@ struct BlockReader {
     block: pb::ExtendedBlock,
     /// File offset of the block's first byte.
     block_start: u64,
+    /// The replica's bytes per checksum, as its DataNode announced it.
+    bpc: u32,
     conn: Conn,
     /// Verified bytes not yet returned, and the block offset of `pending[0]`.
     pending: Bytes,
@@ -306,18 +301,22 @@ impl BlockReader {
             .await
             .map_err(|e| format!("DataNode {}: {e}", datanode::addr(dn)))?;
         datanode::check(reply.status, &reply.message, dn)?;
-        if reply.chunk_offset > offset || reply.bytes_per_checksum != inner.cfg.bytes_per_checksum {
+        // The replica's own chunking, whatever this client would write with: a file written
+        // with another `dfs.bytes-per-checksum` reads like any other.
+        let bpc = dfs_proto::checksum::validate_bytes_per_checksum(reply.bytes_per_checksum)
+            .map_err(|e| format!("DataNode {} answered a read with {e}", datanode::addr(dn)))?;
+        if reply.chunk_offset > offset {
             return Err(format!(
-                "DataNode {} answered a read with chunk offset {} / {} bytes per checksum",
+                "DataNode {} answered a read at {offset} with chunk offset {}",
                 datanode::addr(dn),
                 reply.chunk_offset,
-                reply.bytes_per_checksum
             ));
         }
         Ok(BlockReader {
             node: dn.clone(),
             block: *block,
             block_start,
+            bpc,
             conn,
             pending: Bytes::new(),
             next: offset,
@@ -339,7 +338,6 @@ impl BlockReader {
     async fn read(
         &mut self,
         out: &mut [u8],
-        bytes_per_checksum: u32,
         timeout: std::time::Duration,
     ) -> std::result::Result<usize, ReadFailure> {
         let fail = |reason: String, corrupt| ReadFailure { reason, corrupt };
@@ -347,13 +345,13 @@ impl BlockReader {
             if self.done || self.next >= self.end {
                 return Ok(0);
             }
-            let packet = tokio::time::timeout(
-                timeout,
-                read_packet(&mut self.conn.reader, bytes_per_checksum),
-            )
-            .await
-            .map_err(|_| fail(format!("read stalled for {timeout:?}"), false))?
-            .map_err(|e| fail(format!("reading block {}: {e}", self.block.block_id), false))?;
+            let packet =
+                tokio::time::timeout(timeout, read_packet(&mut self.conn.reader, self.bpc))
+                    .await
+                    .map_err(|_| fail(format!("read stalled for {timeout:?}"), false))?
+                    .map_err(|e| {
+                        fail(format!("reading block {}: {e}", self.block.block_id), false)
+                    })?;
             if packet.header.last_packet {
                 self.done = true;
                 if self.next < self.end {
@@ -375,7 +373,7 @@ impl BlockReader {
                     false,
                 ));
             }
-            if let Err(e) = packet.verify(bytes_per_checksum) {
+            if let Err(e) = packet.verify(self.bpc) {
                 return Err(fail(format!("block {}: {e}", self.block.block_id), true));
             }
             let skip = (self.next - start) as usize;

@@ -72,8 +72,16 @@ impl From<pb::FileStatus> for FileStatus {
 #[derive(Debug, Clone)]
 pub struct ListingPage {
     pub entries: Vec<FileStatus>,
-    /// Entries after this page; list again with `start_after` = the last name.
+    /// 0 when this page ends the listing; otherwise more entries follow (at least this many:
+    /// the NameNode does not count the rest). List again with `start_after` = the last name.
     pub remaining: u64,
+}
+
+impl ListingPage {
+    /// Whether another page follows (an empty page never promises one).
+    pub fn has_more(&self) -> bool {
+        self.remaining > 0 && !self.entries.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,6 +148,8 @@ pub struct DatanodeReport {
     pub last_heartbeat_ms_ago: u64,
     pub failed_volumes: u32,
     pub xceivers: u32,
+    /// While decommissioning: blocks on this node still waiting for copies elsewhere.
+    pub blocks_to_drain: u64,
 }
 
 impl From<pb::DatanodeInfo> for DatanodeReport {
@@ -162,6 +172,7 @@ impl From<pb::DatanodeInfo> for DatanodeReport {
             last_heartbeat_ms_ago: d.last_heartbeat_ms_ago,
             failed_volumes: d.failed_volumes,
             xceivers: d.xceivers,
+            blocks_to_drain: d.blocks_to_drain,
         }
     }
 }

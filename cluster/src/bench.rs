@@ -54,7 +54,7 @@ pub async fn run(config: &Config, namenode: &str, args: BenchArgs) -> Result<()>
     }
     let secs = started.elapsed().as_secs_f64();
     let mib = bytes as f64 / (1024.0 * 1024.0);
-    println!(
+    crate::shell::outln!(
         "{}: {} file(s), {:.0} MiB in {:.2} s: {:.1} MiB/s (replication {}, block size {})",
         args.mode,
         args.files,

@@ -101,6 +101,11 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Deletes empty directories.
+    Rmdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Renames or moves into a directory.
     Mv {
         #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
@@ -239,12 +244,19 @@ pub fn main() -> ExitCode {
     init_logging(role);
     match run(cli) {
         Ok(code) => code,
+        Err(e) if e.chain().any(|c| c.is::<shell::StdoutClosed>()) => {
+            ExitCode::from(STDOUT_CLOSED_STATUS)
+        }
         Err(e) => {
             eprintln!("dfs: {}", shell::describe(&e));
             ExitCode::FAILURE
         }
     }
 }
+
+/// Exit status of a command whose standard output was closed under it: 128 + SIGPIPE, what a
+/// shell reports for `cat` in `cat big | head` (see [`shell::StdoutClosed`]).
+const STDOUT_CLOSED_STATUS: u8 = 128 + libc::SIGPIPE as u8;
 
 fn init_logging(role: bool) {
     let default = if role { "info" } else { "warn" };

@@ -26,14 +26,41 @@ pub enum Kind {
 pub struct Key {
     pub name: &'static str,
     pub kind: Kind,
+    /// Inclusive bounds of an `Int` or `Size` value: the libraries take these as `u32`, `usize`
+    /// or a positive count, so a value outside is refused (naming the key) rather than cast.
+    pub range: (u64, u64),
     pub default: &'static str,
     pub doc: &'static str,
 }
 
+/// `u32::MAX`, the bound of every key a library takes as a `u32`.
+const U32: u64 = u32::MAX as u64;
+
+/// Largest `dfs.bytes-per-checksum`: what DataNodes accept.
+const MAX_BPC: u64 = dfs_proto::checksum::MAX_BYTES_PER_CHECKSUM as u64;
+/// Largest `dfs.fuse.read-ahead`: set in KiB as a `u32`; 1 GiB is far beyond any use.
+const MAX_READ_AHEAD: u64 = 1 << 30;
+
 macro_rules! keys {
-    ($($name:literal $kind:ident $default:literal $doc:literal;)*) => {
+    ($($name:literal $kind:ident $([$min:expr, $max:expr])? $default:literal $doc:literal;)*) => {
         /// Every key dfs understands. An unknown key is an error that names it.
-        pub const KEYS: &[Key] = &[$(Key { name: $name, kind: Kind::$kind, default: $default, doc: $doc }),*];
+        pub const KEYS: &[Key] = &[$(Key {
+            name: $name,
+            kind: Kind::$kind,
+            range: range!($([$min, $max])?),
+            default: $default,
+            doc: $doc,
+        }),*];
+    };
+}
+
+/// A key's range: as given, else any `u64`.
+macro_rules! range {
+    () => {
+        (0, u64::MAX)
+    };
+    ([$min:expr, $max:expr]) => {
+        ($min, $max)
     };
 }
 
@@ -44,39 +71,40 @@ keys! {
     "dfs.datanode.data.dir" Text "./dfs-data/datanode" "DataNode volume directories, comma-separated.";
     "dfs.datanode.address" Text "127.0.0.1:9866" "DataNode data-transfer address.";
     "dfs.datanode.hostname" Text "" "Host a DataNode advertises to clients (empty: its listening IP).";
-    "dfs.blocksize" Size "128M" "Block size of new files.";
-    "dfs.replication" Int "3" "Replication of new files.";
-    "dfs.bytes-per-checksum" Size "512" "Bytes covered by each CRC32C.";
+    "dfs.blocksize" Size [1, u64::MAX] "128M" "Block size of new files.";
+    "dfs.replication" Int [1, U32] "3" "Replication of new files.";
+    "dfs.bytes-per-checksum" Size [1, MAX_BPC] "512" "Bytes covered by each CRC32C.";
     "dfs.heartbeat.interval" Duration "3s" "DataNode heartbeat interval.";
     "dfs.blockreport.interval" Duration "6h" "Interval between full block reports.";
     "dfs.namenode.datanode.dead.interval" Duration "630s" "A DataNode silent this long is dead; its replicas are re-created elsewhere.";
     "dfs.namenode.replication.interval" Duration "3s" "How often the NameNode looks for under- and over-replicated blocks.";
-    "dfs.namenode.replication.max-streams" Int "2" "Replica copies a DataNode is asked to make at once.";
-    "dfs.namenode.replication.min" Int "1" "Replicas a block needs before its file can be closed.";
-    "dfs.replication.max" Int "512" "Largest replication a file may ask for.";
+    "dfs.namenode.replication.max-streams" Int [1, U32] "2" "Replica copies a DataNode is asked to make at once.";
+    "dfs.namenode.replication.min" Int [1, U32] "1" "Replicas a block needs before its file can be closed.";
+    "dfs.replication.max" Int [1, U32] "512" "Largest replication a file may ask for.";
     "dfs.namenode.fs-limits.min-block-size" Size "1K" "Smallest block size a file may ask for.";
     "dfs.namenode.checkpoint.period" Duration "1h" "Checkpoint the namespace at least this often.";
-    "dfs.namenode.checkpoint.txns" Int "1000000" "Checkpoint after this many edit-log transactions.";
+    "dfs.namenode.checkpoint.txns" Int [1, u64::MAX] "1000000" "Checkpoint after this many edit-log transactions.";
     "dfs.namenode.lease.soft-limit" Duration "60s" "A writer silent this long loses its lease to another client that asks.";
     "dfs.namenode.lease.hard-limit" Duration "20m" "A writer silent this long loses its lease and the file is closed.";
     "dfs.namenode.safemode.threshold-pct" Float "0.999" "Fraction of blocks that must be reported before leaving safe mode.";
     "dfs.namenode.safemode.extension" Duration "30s" "How long safe mode lasts after the threshold is reached.";
-    "dfs.ls.limit" Int "1000" "Entries per listing page.";
+    "dfs.namenode.accesstime.precision" Duration "1h" "A read records the file's access time (one logged op) only when the stored one is older than this; 0 never records it.";
+    "dfs.ls.limit" Int [1, U32] "1000" "Entries per listing page.";
     "dfs.permissions.enabled" Bool "true" "Check owner/group/mode on every namespace operation.";
     "dfs.permissions.superusergroup" Text "supergroup" "Group of the superuser; new root directory's group.";
     "fs.permissions.umask-mode" Octal "022" "Permission bits removed from new files and directories.";
     "dfs.client.socket-timeout" Duration "60s" "A DataNode connection stalled this long fails over (clients and DataNodes).";
     "dfs.client.connect-timeout" Duration "10s" "Connecting to the NameNode gives up after this.";
     "dfs.client.lease.renew-interval" Duration "30s" "How often a writing client renews its leases.";
-    "dfs.client.write.max-packets-in-flight" Int "80" "Unacknowledged packets per write pipeline.";
+    "dfs.client.write.max-packets-in-flight" Int [1, U32] "80" "Unacknowledged packets per write pipeline.";
     "dfs.datanode.scan.period" Duration "504h" "The block scanner re-verifies every replica once per period.";
     "dfs.block.scanner.volume.bytes.per.second" Size "8M" "Block scanner read rate per DataNode.";
     "dfs.datanode.du.reserved" Size "0" "Bytes per volume kept free for non-dfs use.";
-    "dfs.datanode.max.transfer.threads" Int "4096" "Concurrent data-transfer connections per DataNode.";
+    "dfs.datanode.max.transfer.threads" Int [1, U32] "4096" "Concurrent data-transfer connections per DataNode.";
     "dfs.fuse.attr-timeout" Duration "1s" "How long the kernel caches a mounted file's attributes.";
     "dfs.fuse.entry-timeout" Duration "1s" "How long the kernel caches a mounted directory entry.";
-    "dfs.fuse.threads" Int "4" "Threads serving a mount's kernel requests.";
-    "dfs.fuse.read-ahead" Size "1M" "Read-ahead set on a mount after mounting (the kernel's default is 128K).";
+    "dfs.fuse.threads" Int [1, 1024] "4" "Threads serving a mount's kernel requests.";
+    "dfs.fuse.read-ahead" Size [0, MAX_READ_AHEAD] "1M" "Read-ahead set on a mount after mounting (the kernel's default is 128K).";
 }
 
 /// A validated set of values: every key has one (its default unless set).
@@ -128,7 +156,7 @@ impl Config {
         let k = KEYS.iter().find(|k| k.name == key).ok_or_else(|| {
             anyhow!("unknown configuration key {key:?} (docs/config.md lists them all)")
         })?;
-        check(k.kind, value).map_err(|e| anyhow!("{key} = {value:?}: {e}"))?;
+        check(k, value).map_err(|e| anyhow!("{key} = {value:?}: {e}"))?;
         self.values.insert(k.name, value.to_string());
         Ok(())
     }
@@ -152,6 +180,10 @@ impl Config {
     pub fn int(&self, key: &str) -> u64 {
         self.raw(key).parse().expect("validated on set")
     }
+    /// An `Int` key whose range fits a `u32`.
+    fn int_u32(&self, key: &str) -> u32 {
+        u32::try_from(self.int(key)).expect("range-checked on set")
+    }
     pub fn float(&self, key: &str) -> f64 {
         self.raw(key).parse().expect("validated on set")
     }
@@ -174,12 +206,13 @@ impl Config {
         dfs_client::ClientConfig {
             namenode: namenode.to_string(),
             block_size: self.size("dfs.blocksize"),
-            replication: self.int("dfs.replication") as u32,
-            bytes_per_checksum: self.size("dfs.bytes-per-checksum") as u32,
+            replication: self.int_u32("dfs.replication"),
+            bytes_per_checksum: u32::try_from(self.size("dfs.bytes-per-checksum"))
+                .expect("range-checked on set"),
             socket_timeout: self.duration("dfs.client.socket-timeout"),
             connect_timeout: self.duration("dfs.client.connect-timeout"),
             lease_renew_interval: self.duration("dfs.client.lease.renew-interval"),
-            max_packets_in_flight: self.int("dfs.client.write.max-packets-in-flight") as usize,
+            max_packets_in_flight: self.int_u32("dfs.client.write.max-packets-in-flight") as usize,
             umask: self.octal("fs.permissions.umask-mode"),
             user: None,
         }
@@ -191,15 +224,16 @@ impl Config {
             heartbeat_interval: self.duration("dfs.heartbeat.interval"),
             dead_interval: self.duration("dfs.namenode.datanode.dead.interval"),
             replication_check_interval: self.duration("dfs.namenode.replication.interval"),
-            replication_max_streams: self.int("dfs.namenode.replication.max-streams") as u32,
+            replication_max_streams: self.int_u32("dfs.namenode.replication.max-streams"),
             checkpoint_period: self.duration("dfs.namenode.checkpoint.period"),
             checkpoint_txns: self.int("dfs.namenode.checkpoint.txns"),
             lease_soft_limit: self.duration("dfs.namenode.lease.soft-limit"),
             lease_hard_limit: self.duration("dfs.namenode.lease.hard-limit"),
-            min_replication: self.int("dfs.namenode.replication.min") as u32,
-            max_replication: self.int("dfs.replication.max") as u32,
+            min_replication: self.int_u32("dfs.namenode.replication.min"),
+            max_replication: self.int_u32("dfs.replication.max"),
             min_block_size: self.size("dfs.namenode.fs-limits.min-block-size"),
-            listing_limit: self.int("dfs.ls.limit") as u32,
+            listing_limit: self.int_u32("dfs.ls.limit"),
+            access_time_precision: self.duration("dfs.namenode.accesstime.precision"),
             permissions_enabled: self.bool("dfs.permissions.enabled"),
             superuser: dfs_client::user::UserInfo::current().name,
             supergroup: self.text("dfs.permissions.superusergroup"),
@@ -212,8 +246,9 @@ impl Config {
         dfs_fuse::MountOptions {
             attr_timeout: self.duration("dfs.fuse.attr-timeout"),
             entry_timeout: self.duration("dfs.fuse.entry-timeout"),
-            threads: self.int("dfs.fuse.threads").max(1) as usize,
-            read_ahead_kb: (self.size("dfs.fuse.read-ahead") / 1024) as u32,
+            threads: self.int_u32("dfs.fuse.threads") as usize,
+            read_ahead_kb: u32::try_from(self.size("dfs.fuse.read-ahead") / 1024)
+                .expect("range-checked on set"),
         }
     }
 
@@ -229,7 +264,7 @@ impl Config {
             scan_period: self.duration("dfs.datanode.scan.period"),
             scan_bytes_per_sec: self.size("dfs.block.scanner.volume.bytes.per.second"),
             du_reserved: self.size("dfs.datanode.du.reserved"),
-            max_transfer_threads: self.int("dfs.datanode.max.transfer.threads") as usize,
+            max_transfer_threads: self.int_u32("dfs.datanode.max.transfer.threads") as usize,
         }
     }
 }
@@ -255,14 +290,22 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) -> Re
     Ok(())
 }
 
-fn check(kind: Kind, v: &str) -> std::result::Result<(), String> {
-    match kind {
-        Kind::Size => parse_size(v).map(drop),
+fn check(key: &Key, v: &str) -> std::result::Result<(), String> {
+    let in_range = |n: u64| {
+        let (min, max) = key.range;
+        if (min..=max).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!("must be {}", range_text(key.range)))
+        }
+    };
+    match key.kind {
+        Kind::Size => in_range(parse_size(v)?),
         Kind::Duration => parse_duration(v).map(drop),
-        Kind::Int => v
-            .parse::<u64>()
-            .map(drop)
-            .map_err(|_| "expected a whole number".into()),
+        Kind::Int => in_range(
+            v.parse::<u64>()
+                .map_err(|_| "expected a whole number".to_string())?,
+        ),
         Kind::Float => match v.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(()),
             _ => Err("expected a number".into()),
@@ -277,6 +320,16 @@ fn check(kind: Kind, v: &str) -> std::result::Result<(), String> {
             .map(drop)
             .ok_or_else(|| "expected octal permission bits such as 022".into()),
         Kind::Text => Ok(()),
+    }
+}
+
+/// A key's range as docs/config.md states it: "at least 1", "from 1 to 65536"; empty for any
+/// `u64`.
+pub fn range_text((min, max): (u64, u64)) -> String {
+    match (min, max) {
+        (0, u64::MAX) => String::new(),
+        (min, u64::MAX) => format!("at least {min}"),
+        (min, max) => format!("from {min} to {max}"),
     }
 }
 
@@ -374,8 +427,38 @@ mod tests {
     #[test]
     fn every_default_is_valid() {
         for k in KEYS {
-            check(k.kind, k.default).unwrap_or_else(|e| panic!("{}: {e}", k.name));
+            check(k, k.default).unwrap_or_else(|e| panic!("{}: {e}", k.name));
         }
+    }
+
+    #[test]
+    fn numbers_outside_a_keys_range_are_refused_not_cast() {
+        for (kv, named) in [
+            ("dfs.bytes-per-checksum=4G", "from 1 to 65536"),
+            ("dfs.bytes-per-checksum=0", "from 1 to 65536"),
+            ("dfs.replication=4294967297", "from 1 to 4294967295"),
+            ("dfs.replication=0", "from 1 to 4294967295"),
+            ("dfs.ls.limit=0", "from 1 to 4294967295"),
+            ("dfs.fuse.read-ahead=8T", "from 0 to 1073741824"),
+        ] {
+            let e = Config::load(None, &[kv.into()]).unwrap_err();
+            let msg = format!("{e:#}");
+            let key = kv.split('=').next().unwrap();
+            assert!(msg.contains(key) && msg.contains(named), "{kv}: {msg}");
+        }
+        let c = Config::load(
+            None,
+            &[
+                "dfs.bytes-per-checksum=64K".into(),
+                "dfs.replication=4294967295".into(),
+            ],
+        )
+        .unwrap();
+        let client = c.client("nn:1");
+        assert_eq!(
+            (client.bytes_per_checksum, client.replication),
+            (65536, u32::MAX)
+        );
     }
 }
 
@@ -394,6 +477,12 @@ mod doc_tests {
             assert!(
                 line.contains(&format!("`{}`", k.default)),
                 "docs/config.md: wrong default for {}",
+                k.name
+            );
+            let range = super::range_text(k.range);
+            assert!(
+                line.contains(&range),
+                "docs/config.md: {} must say its range ({range})",
                 k.name
             );
         }

@@ -1,5 +1,6 @@
 //! The shell commands users know from `hdfs dfs`, over the async client. Errors become one line
-//! on stderr and exit code 1 (see [`describe`]).
+//! on stderr and exit code 1 (see [`describe`]); a closed standard output ends a command quietly
+//! (see [`StdoutClosed`]).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,40 @@ use crate::config::Config;
 
 /// Read/copy buffer: big enough to fill several packets per call.
 const COPY_BUF: usize = 1 << 20;
+
+/// Standard output was closed by its reader (`dfs ls -R / | head`). Rust ignores SIGPIPE, so
+/// instead of dying from it as `cat` does, a shell command stops with this error and the `dfs`
+/// binary exits quietly with the status a shell reports for a process killed by SIGPIPE. (Roles
+/// keep SIGPIPE ignored: a server must not die because a peer's socket closed.)
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// The error for a failed write to standard output: [`StdoutClosed`] for a broken pipe.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(StdoutClosed)
+    } else {
+        anyhow::Error::new(e).context("write to standard output")
+    }
+}
+
+/// `println!` for shell commands: returns [`StdoutClosed`] (or another write error) from the
+/// enclosing function instead of panicking when standard output is gone.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::shell::stdout_error)?
+    }};
+}
+pub(crate) use outln;
 
 /// One line saying what went wrong: the outermost context and the root cause.
 pub fn describe(e: &anyhow::Error) -> String {
@@ -115,6 +150,11 @@ impl Shell {
                     self.rm(&norm(&p), recursive, force).await?;
                 }
             }
+            Command::Rmdir { paths } => {
+                for p in paths {
+                    self.rmdir(&norm(&p)).await?;
+                }
+            }
             Command::Mv { mut args } => {
                 let dest = norm(&args.pop().expect("clap requires 2 args"));
                 let into = self.target_dir(&dest, args.len()).await?;
@@ -144,9 +184,9 @@ impl Shell {
                     let p = norm(&p);
                     let st = self.client.stat(&p).await?;
                     if json {
-                        println!("{}", status_json(&p, &st));
+                        outln!("{}", status_json(&p, &st));
                     } else {
-                        print_stat(&p, &st);
+                        print_stat(&p, &st)?;
                     }
                 }
             }
@@ -167,11 +207,15 @@ impl Shell {
                 } else {
                     s.used as f64 * 100.0 / s.capacity as f64
                 };
-                println!(
+                outln!(
                     "{:<24} {:>14} {:>14} {:>14} {:>5}",
-                    "Filesystem", "Size", "Used", "Available", "Use%"
+                    "Filesystem",
+                    "Size",
+                    "Used",
+                    "Available",
+                    "Use%"
                 );
-                println!(
+                outln!(
                     "{:<24} {:>14} {:>14} {:>14} {:>4.0}%",
                     format!("dfs://{}", self.client.config().namenode),
                     size(s.capacity, human),
@@ -184,9 +228,11 @@ impl Shell {
                 for p in paths {
                     let p = norm(&p);
                     let c = self.client.content_summary(&p).await?;
-                    println!(
+                    outln!(
                         "{:>12} {:>12} {:>18} {p}",
-                        c.directory_count, c.file_count, c.length
+                        c.directory_count,
+                        c.file_count,
+                        c.length
                     );
                 }
             }
@@ -215,7 +261,7 @@ impl Shell {
                 for p in paths {
                     for f in self.files_below(&norm(&p)).await? {
                         self.client.set_replication(&f, replication).await?;
-                        println!("Replication {replication} set: {f}");
+                        outln!("Replication {replication} set: {f}");
                     }
                 }
             }
@@ -257,7 +303,7 @@ impl Shell {
                 for p in paths {
                     let p = norm(&p);
                     let c = self.client.file_checksum(&p).await?;
-                    println!("{p}\t{c}");
+                    outln!("{p}\t{c}");
                 }
             }
             Command::Fsck { path, json } => return self.fsck(&norm(&path), json).await,
@@ -283,73 +329,55 @@ impl Shell {
         }
     }
 
+    /// Prints a listing as it arrives, one NameNode page at a time (a directory of millions of
+    /// entries is never held in memory). `Found N items` is the directory's size when it was
+    /// looked up, printed first as HDFS does; entries added or removed while the pages are
+    /// fetched can make it differ from the lines that follow.
     async fn ls(&self, path: &str, recursive: bool, human: bool, json: bool) -> Result<()> {
         let st = self.client.stat(path).await?;
-        let mut rows: Vec<(String, FileStatus)> = Vec::new();
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let line = |out: &mut dyn Write, p: &str, s: &FileStatus, first: bool| {
+            if json {
+                let sep = if first { "" } else { "," };
+                write!(out, "{sep}{}", status_json(p, s))
+            } else {
+                writeln!(out, "{}", ls_line(p, s, human))
+            }
+        };
+        if json {
+            write!(out, "[").map_err(stdout_error)?;
+        }
         if st.is_dir() {
-            self.collect(path, recursive, &mut rows).await?;
             if !json && !recursive {
-                println!("Found {} items", rows.len());
+                writeln!(out, "Found {} items", st.children).map_err(stdout_error)?;
+            }
+            let mut walk = Listing::new(&self.client, path, recursive);
+            let mut first = true;
+            while let Some((p, s)) = walk.next().await? {
+                line(&mut out, &p, &s, first).map_err(stdout_error)?;
+                first = false;
+                if !walk.buffered() {
+                    // The next entry costs a round trip: show what we have meanwhile.
+                    out.flush().map_err(stdout_error)?;
+                }
             }
         } else {
-            rows.push((path.to_string(), st));
+            line(&mut out, path, &st, true).map_err(stdout_error)?;
         }
         if json {
-            let v: Vec<_> = rows.iter().map(|(p, s)| status_json(p, s)).collect();
-            println!("{}", serde_json::Value::Array(v));
-            return Ok(());
+            writeln!(out, "]").map_err(stdout_error)?;
         }
-        let mut out = std::io::stdout().lock();
-        for (p, s) in rows {
-            let line = format!(
-                "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
-                if s.is_dir() { 'd' } else { '-' },
-                mode_string(s.permission),
-                if s.is_dir() {
-                    "-".to_string()
-                } else {
-                    s.replication.to_string()
-                },
-                s.owner,
-                s.group,
-                size(s.length, human),
-                date(s.mtime_ms),
-            );
-            if writeln!(out, "{line}").is_err() {
-                break; // stdout closed (e.g. piped into head)
-            }
-        }
-        Ok(())
+        out.flush().map_err(stdout_error)
     }
 
-    /// Entries of `dir` (and below, when recursive), depth first, with full paths.
-    async fn collect(
-        &self,
-        dir: &str,
-        recursive: bool,
-        out: &mut Vec<(String, FileStatus)>,
-    ) -> Result<()> {
-        let mut stack = vec![dir.to_string()];
-        while let Some(d) = stack.pop() {
-            let mut after = String::new();
-            loop {
-                let page = self.client.list_page(&d, &after, 0).await?;
-                let mut subdirs = Vec::new();
-                for e in page.entries {
-                    let p = join(&d, &e.name);
-                    after = e.name.clone();
-                    if recursive && e.is_dir() {
-                        subdirs.push(p.clone());
-                    }
-                    out.push((p, e));
-                }
-                stack.extend(subdirs.into_iter().rev());
-                if page.remaining == 0 {
-                    break;
-                }
-            }
+    /// Entries of `dir` (and below, when recursive), in listing order, with full paths.
+    async fn collect(&self, dir: &str, recursive: bool) -> Result<Vec<(String, FileStatus)>> {
+        let mut walk = Listing::new(&self.client, dir, recursive);
+        let mut out = Vec::new();
+        while let Some(e) = walk.next().await? {
+            out.push(e);
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Every file at or below `path`.
@@ -358,9 +386,9 @@ impl Shell {
         if !st.is_dir() {
             return Ok(vec![path.to_string()]);
         }
-        let mut rows = Vec::new();
-        self.collect(path, true, &mut rows).await?;
-        Ok(rows
+        Ok(self
+            .collect(path, true)
+            .await?
             .into_iter()
             .filter(|(_, s)| s.is_file())
             .map(|(p, _)| p)
@@ -370,8 +398,7 @@ impl Shell {
     async fn maybe_recursive(&self, path: &str, recursive: bool) -> Result<Vec<String>> {
         let mut all = vec![path.to_string()];
         if recursive && self.client.stat(path).await?.is_dir() {
-            let mut rows = Vec::new();
-            self.collect(path, true, &mut rows).await?;
+            let rows = self.collect(path, true).await?;
             all.extend(rows.into_iter().map(|(p, _)| p));
         }
         Ok(all)
@@ -481,15 +508,12 @@ impl Shell {
 
     async fn cat(&self, path: &str, from: u64, limit: Option<u64>) -> Result<()> {
         let mut out = std::io::stdout().lock();
-        match self.copy_out(path, from, limit, &mut out).await {
-            Err(e)
-                if e.downcast_ref::<std::io::Error>().map(|e| e.kind())
-                    == Some(std::io::ErrorKind::BrokenPipe) =>
-            {
-                Ok(())
-            }
-            r => r,
-        }
+        self.copy_out(path, from, limit, &mut out)
+            .await
+            .map_err(|e| match e.downcast::<std::io::Error>() {
+                Ok(io) => stdout_error(io),
+                Err(other) => other,
+            })
     }
 
     async fn copy_out(
@@ -556,6 +580,15 @@ impl Shell {
         }
     }
 
+    /// Deletes an empty directory; the NameNode refuses a non-empty one ("directory not empty").
+    async fn rmdir(&self, path: &str) -> Result<()> {
+        if !self.client.stat(path).await?.is_dir() {
+            bail!("not a directory: {path}");
+        }
+        self.client.delete(path, false).await?;
+        Ok(())
+    }
+
     async fn copy_tree(&self, src: &str, to: &str, force: bool) -> Result<()> {
         let st = self.client.stat(src).await?;
         if st.is_dir() {
@@ -605,7 +638,7 @@ impl Shell {
         };
         for (p, _) in entries {
             let c = self.client.content_summary(&p).await?;
-            println!(
+            outln!(
                 "{:<12} {:<12} {p}",
                 size(c.length, human),
                 size(c.space_consumed, human)
@@ -641,9 +674,9 @@ impl Shell {
     async fn fsck(&self, path: &str, json: bool) -> Result<ExitCode> {
         let r = self.client.fsck(path).await?;
         if json {
-            println!("{}", fsck_json(path, &r));
+            outln!("{}", fsck_json(path, &r));
         } else {
-            print_fsck(path, &r);
+            print_fsck(path, &r)?;
         }
         Ok(if r.is_healthy() {
             ExitCode::SUCCESS
@@ -668,54 +701,66 @@ impl Shell {
                             "uuid": d.uuid, "addr": d.addr, "alive": d.alive, "admin_state": d.admin_state,
                             "capacity": d.capacity, "used": d.used, "remaining": d.remaining, "blocks": d.blocks,
                             "last_heartbeat_ms_ago": d.last_heartbeat_ms_ago, "failed_volumes": d.failed_volumes,
+                            "blocks_to_drain": d.blocks_to_drain,
                         })).collect::<Vec<_>>(),
                     });
-                    println!("{v}");
+                    outln!("{v}");
                     return Ok(());
                 }
-                println!(
+                outln!(
                     "Configured Capacity: {} ({})",
                     s.capacity,
                     size(s.capacity, true)
                 );
-                println!("DFS Used: {} ({})", s.used, size(s.used, true));
-                println!(
+                outln!("DFS Used: {} ({})", s.used, size(s.used, true));
+                outln!(
                     "DFS Remaining: {} ({})",
                     s.remaining,
                     size(s.remaining, true)
                 );
-                println!(
+                outln!(
                     "Files: {}  Directories: {}  Blocks: {}",
-                    s.files, s.directories, s.blocks
+                    s.files,
+                    s.directories,
+                    s.blocks
                 );
-                println!("Under replicated blocks: {}", s.under_replicated);
-                println!("Blocks with corrupt replicas: {}", s.corrupt_blocks);
-                println!("Missing blocks: {}", s.missing_blocks);
-                println!("Pending replications: {}", s.pending_replications);
-                println!("Safe mode: {}", if s.safe_mode { "ON" } else { "off" });
-                println!();
-                println!(
+                outln!("Under replicated blocks: {}", s.under_replicated);
+                outln!("Blocks with corrupt replicas: {}", s.corrupt_blocks);
+                outln!("Missing blocks: {}", s.missing_blocks);
+                outln!("Pending replications: {}", s.pending_replications);
+                outln!("Safe mode: {}", if s.safe_mode { "ON" } else { "off" });
+                outln!();
+                outln!(
                     "Live datanodes ({}), dead datanodes ({}):",
-                    s.live_datanodes, s.dead_datanodes
+                    s.live_datanodes,
+                    s.dead_datanodes
                 );
                 for d in dns {
-                    println!();
-                    println!("Name: {} ({})", d.addr, d.uuid);
-                    println!(
+                    outln!();
+                    outln!("Name: {} ({})", d.addr, d.uuid);
+                    outln!(
                         "State: {}, {}",
                         if d.alive { "live" } else { "DEAD" },
                         d.admin_state
                     );
-                    println!(
+                    outln!(
                         "Capacity: {}  Used: {}  Remaining: {}",
                         size(d.capacity, true),
                         size(d.used, true),
                         size(d.remaining, true)
                     );
-                    println!(
+                    outln!(
                         "Blocks: {}  Failed volumes: {}  Last contact: {} ms ago",
-                        d.blocks, d.failed_volumes, d.last_heartbeat_ms_ago
+                        d.blocks,
+                        d.failed_volumes,
+                        d.last_heartbeat_ms_ago
                     );
+                    if d.admin_state == "decommissioning" {
+                        outln!(
+                            "Decommission in progress: {} block(s) still to copy elsewhere",
+                            d.blocks_to_drain
+                        );
+                    }
                 }
             }
             AdminCommand::Safemode { action } => {
@@ -724,24 +769,21 @@ impl Shell {
                     "leave" => SafeModeAction::Leave,
                     _ => SafeModeAction::Get,
                 };
+                // The NameNode's status line already says "Safe mode is ON/OFF ...".
                 let (on, status) = self.client.safe_mode(a).await?;
-                println!(
-                    "Safe mode is {}{}",
-                    if on { "ON" } else { "OFF" },
-                    if status.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {status}")
-                    }
-                );
+                if status.is_empty() {
+                    outln!("Safe mode is {}", if on { "ON" } else { "OFF" });
+                } else {
+                    outln!("{status}");
+                }
             }
             AdminCommand::Decommission { datanode } => {
                 self.client.decommission(&datanode).await?;
-                println!("Decommissioning {datanode}: see `dfs admin report` for progress");
+                outln!("Decommissioning {datanode}: see `dfs admin report` for progress");
             }
             AdminCommand::RecoverLease { path } => {
                 let closed = self.client.recover_lease(&norm(&path)).await?;
-                println!(
+                outln!(
                     "{}",
                     if closed {
                         "recover lease: file is closed"
@@ -753,6 +795,101 @@ impl Shell {
         }
         Ok(())
     }
+}
+
+/// A directory listing walked depth first, one NameNode page per round trip: entries come out in
+/// the order `hdfs dfs -ls -R` prints them (a directory's contents right after the directory
+/// itself), and only one page per directory level is held in memory.
+struct Listing<'a> {
+    client: &'a DfsClient,
+    recursive: bool,
+    /// The directories being walked, innermost last.
+    stack: Vec<Level>,
+}
+
+/// One directory of a [`Listing`]: the rest of its current page and where the next page starts.
+struct Level {
+    dir: String,
+    page: std::vec::IntoIter<FileStatus>,
+    after: String,
+    more: bool,
+}
+
+impl Level {
+    /// A directory whose first page is fetched when it is needed.
+    fn new(dir: String) -> Level {
+        Level {
+            dir,
+            page: Vec::new().into_iter(),
+            after: String::new(),
+            more: true,
+        }
+    }
+}
+
+impl<'a> Listing<'a> {
+    fn new(client: &'a DfsClient, dir: &str, recursive: bool) -> Listing<'a> {
+        Listing {
+            client,
+            recursive,
+            stack: vec![Level::new(dir.to_string())],
+        }
+    }
+
+    /// The next entry with its full path; `None` when the walk is over.
+    async fn next(&mut self) -> Result<Option<(String, FileStatus)>> {
+        loop {
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            if let Some(e) = top.page.next() {
+                let p = join(&top.dir, &e.name);
+                top.after.clone_from(&e.name);
+                if self.recursive && e.is_dir() {
+                    self.stack.push(Level::new(p.clone()));
+                }
+                return Ok(Some((p, e)));
+            }
+            if !top.more {
+                self.stack.pop();
+                continue;
+            }
+            let page = self.client.list_page(&top.dir, &top.after, 0).await?;
+            top.more = page.has_more();
+            top.page = page.entries.into_iter();
+        }
+    }
+
+    /// Whether [`Listing::next`] can answer without asking the NameNode.
+    fn buffered(&self) -> bool {
+        for level in self.stack.iter().rev() {
+            if level.page.len() > 0 {
+                return true;
+            }
+            if level.more {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One `ls` line: type and mode, replication, owner, group, size, mtime, path.
+fn ls_line(p: &str, s: &FileStatus, human: bool) -> String {
+    format!(
+        "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
+        if s.is_dir() { 'd' } else { '-' },
+        mode_string(s.permission),
+        if s.is_dir() {
+            "-".to_string()
+        } else {
+            s.replication.to_string()
+        },
+        s.owner,
+        s.group,
+        size(s.length, human),
+        date(s.mtime_ms),
+    )
 }
 
 fn now_ms() -> u64 {
@@ -828,9 +965,9 @@ fn status_json(path: &str, s: &FileStatus) -> serde_json::Value {
     })
 }
 
-fn print_stat(path: &str, s: &FileStatus) {
-    println!("  Path: {path}");
-    println!(
+fn print_stat(path: &str, s: &FileStatus) -> Result<()> {
+    outln!("  Path: {path}");
+    outln!(
         "  Type: {}",
         if s.is_dir() {
             "directory"
@@ -838,11 +975,13 @@ fn print_stat(path: &str, s: &FileStatus) {
             "regular file"
         }
     );
-    println!(
+    outln!(
         "  Size: {}  Replication: {}  Block size: {}",
-        s.length, s.replication, s.block_size
+        s.length,
+        s.replication,
+        s.block_size
     );
-    println!(
+    outln!(
         "Access: ({:04o}/{}{})  Owner: {}  Group: {}",
         s.permission,
         if s.is_dir() { 'd' } else { '-' },
@@ -850,12 +989,12 @@ fn print_stat(path: &str, s: &FileStatus) {
         s.owner,
         s.group
     );
-    println!(
+    outln!(
         "Modify: {} UTC  Access: {} UTC",
         date(s.mtime_ms),
         date(s.atime_ms)
     );
-    println!(
+    outln!(
         " Inode: {}{}",
         s.inode_id,
         if s.under_construction {
@@ -864,6 +1003,7 @@ fn print_stat(path: &str, s: &FileStatus) {
             ""
         }
     );
+    Ok(())
 }
 
 fn fsck_json(path: &str, r: &FsckReport) -> serde_json::Value {
@@ -890,8 +1030,8 @@ fn fsck_json(path: &str, r: &FsckReport) -> serde_json::Value {
     })
 }
 
-fn print_fsck(path: &str, r: &FsckReport) {
-    println!("fsck of {path}");
+fn print_fsck(path: &str, r: &FsckReport) -> Result<()> {
+    outln!("fsck of {path}");
     for f in &r.files {
         let mut problems = Vec::new();
         for b in &f.blocks {
@@ -931,7 +1071,7 @@ fn print_fsck(path: &str, r: &FsckReport) {
                 replicas.join(", ")
             ));
         }
-        println!(
+        outln!(
             "{} {} bytes, replication {}, {} block(s){}",
             f.path,
             f.length,
@@ -944,21 +1084,22 @@ fn print_fsck(path: &str, r: &FsckReport) {
             }
         );
         for p in problems {
-            println!("{p}");
+            outln!("{p}");
         }
     }
-    println!();
-    println!("Total files:\t{}", r.files.len());
-    println!("Total dirs:\t{}", r.directories);
-    println!("Total blocks:\t{}", r.total_blocks());
-    println!("Under-replicated blocks:\t{}", r.under_replicated_blocks());
-    println!("Corrupt blocks:\t{}", r.corrupt_blocks());
-    println!("Missing blocks:\t{}", r.missing_blocks());
-    println!();
-    println!(
+    outln!();
+    outln!("Total files:\t{}", r.files.len());
+    outln!("Total dirs:\t{}", r.directories);
+    outln!("Total blocks:\t{}", r.total_blocks());
+    outln!("Under-replicated blocks:\t{}", r.under_replicated_blocks());
+    outln!("Corrupt blocks:\t{}", r.corrupt_blocks());
+    outln!("Missing blocks:\t{}", r.missing_blocks());
+    outln!();
+    outln!(
         "The filesystem under path '{path}' is {}",
         if r.is_healthy() { "HEALTHY" } else { "CORRUPT" }
     );
+    Ok(())
 }
 
 #[cfg(test)]

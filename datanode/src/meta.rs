@@ -4,12 +4,15 @@
 //! offset  size  field
 //! 0       4     magic "DFSM"
 //! 4       2     version, u16 big-endian, = 1
-//! 6       2     reserved, u16 big-endian, = 0
+//! 6       2     reserved, u16 big-endian: written 0, ignored on read
 //! 8       4     bytes_per_checksum, u32 big-endian, in 1..=65536
 //! 12      4*n   CRC32C of each chunk of the block file, u32 big-endian, in block order
 //! ```
 //! Chunk `i` covers block bytes `[i*bpc, min((i+1)*bpc, len))`, so the last one may be partial and
 //! `n = ceil(len / bpc)`. The file is exactly `12 + 4*n` bytes for a finalized replica.
+//!
+//! The reserved field is not checked on read: it carries nothing yet, and refusing a header for a
+//! flipped bit there would delete a replica whose data and checksums are intact.
 
 use std::fs::File;
 use std::io;
@@ -20,19 +23,8 @@ pub(crate) const MAGIC: [u8; 4] = *b"DFSM";
 pub(crate) const VERSION: u16 = 1;
 /// Bytes before the first checksum.
 pub(crate) const HEADER_LEN: u64 = 12;
-/// Largest `bytes_per_checksum` accepted, on the wire and on disk.
-pub(crate) const MAX_BYTES_PER_CHECKSUM: u32 = 65536;
-
-/// Checks a `bytes_per_checksum` from a request or a header.
-pub(crate) fn validate_bpc(bpc: u32) -> Result<u32, String> {
-    if (1..=MAX_BYTES_PER_CHECKSUM).contains(&bpc) {
-        Ok(bpc)
-    } else {
-        Err(format!(
-            "bytes_per_checksum {bpc} is not in 1..={MAX_BYTES_PER_CHECKSUM}"
-        ))
-    }
-}
+/// Checks a `bytes_per_checksum` from a request or a header (the bound clients share).
+pub(crate) use dfs_proto::checksum::validate_bytes_per_checksum as validate_bpc;
 
 /// The 12 header bytes for `bpc`.
 pub(crate) fn encode_header(bpc: u32) -> [u8; HEADER_LEN as usize] {
@@ -44,7 +36,7 @@ pub(crate) fn encode_header(bpc: u32) -> [u8; HEADER_LEN as usize] {
     h
 }
 
-/// Parses a header, returning its `bytes_per_checksum`.
+/// Parses a header, returning its `bytes_per_checksum`. The reserved field is ignored.
 pub(crate) fn decode_header(h: &[u8]) -> Result<u32, String> {
     if h.len() < HEADER_LEN as usize {
         return Err(format!(
@@ -180,6 +172,13 @@ mod tests {
         bad[5] = 2;
         assert!(decode_header(&bad).is_err());
         assert!(decode_header(&encode_header(0)).is_err());
+        let mut reserved = h;
+        reserved[7] = 1;
+        assert_eq!(
+            decode_header(&reserved),
+            Ok(512),
+            "the reserved field is ignored"
+        );
         assert!(decode_header(&encode_header(65537)).is_err());
     }
 

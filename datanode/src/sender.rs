@@ -40,6 +40,15 @@ pub(crate) fn packet_data_len(bpc: u32) -> u64 {
     ((PACKET_SIZE as u64 / bpc) * bpc).max(bpc)
 }
 
+/// A range of a replica that ends past the largest block offset (only a corrupt replica length
+/// could ask for one).
+fn past_max_offset(pos: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a read at block offset {pos} runs past the largest block offset"),
+    )
+}
+
 /// Checksums for `[pos, pos + len)` of a replica (`pos` chunk-aligned), as a reader must receive
 /// them; `data` holds those bytes. See the module doc for the final partial piece.
 pub(crate) fn range_checksums(
@@ -51,7 +60,7 @@ pub(crate) fn range_checksums(
 ) -> io::Result<Vec<u32>> {
     let bpc = u64::from(view.bpc);
     let len = data.len();
-    let n = checksum::num_chunks(pos, len, view.bpc);
+    let n = checksum::num_chunks(pos, len, view.bpc).ok_or_else(|| past_max_offset(pos))?;
     let mut sums = meta::read_checksums(meta_file, pos / bpc, n)?;
     let end = pos + len as u64;
     let natural_end = view.state == ReplicaState::Finalized && end == view.bytes_on_disk;
@@ -104,7 +113,8 @@ fn read_packets_at(
     while off < len {
         let n = (len - off).min(unit as usize);
         let first = off / view.bpc as usize;
-        let count = checksum::num_chunks(pos + off as u64, n, view.bpc);
+        let count = checksum::num_chunks(pos + off as u64, n, view.bpc)
+            .ok_or_else(|| past_max_offset(pos))?;
         packets.push(Packet {
             header: dfs_proto::pb::PacketHeader {
                 seqno: seqno + packets.len() as i64,

@@ -57,15 +57,31 @@ impl From<&DatanodeId> for pb::DatanodeId {
     }
 }
 
-impl From<&pb::StorageReport> for StorageReport {
-    fn from(s: &pb::StorageReport) -> Self {
-        StorageReport {
+/// A DataNode's numbers must make sense before they are summed into cluster totals and used for
+/// placement. `dfs_used` is not compared with `capacity`: reserved space can make a volume's
+/// capacity smaller than what dfs already stores on it.
+impl TryFrom<&pb::StorageReport> for StorageReport {
+    type Error = Error;
+    fn try_from(s: &pb::StorageReport) -> Result<Self> {
+        if s.remaining > s.capacity {
+            return Err(Error::InvalidArgument(format!(
+                "storage report: remaining {} exceeds capacity {}",
+                s.remaining, s.capacity
+            )));
+        }
+        if s.failed_volumes > s.num_volumes {
+            return Err(Error::InvalidArgument(format!(
+                "storage report: {} failed volumes of {}",
+                s.failed_volumes, s.num_volumes
+            )));
+        }
+        Ok(StorageReport {
             capacity: s.capacity,
             dfs_used: s.dfs_used,
             remaining: s.remaining,
             num_volumes: s.num_volumes,
             failed_volumes: s.failed_volumes,
-        }
+        })
     }
 }
 
@@ -92,6 +108,7 @@ impl From<&DatanodeInfo> for pb::DatanodeInfo {
             num_blocks: d.num_blocks,
             failed_volumes: d.storage.failed_volumes,
             xceivers: d.xceivers,
+            blocks_to_drain: d.blocks_to_drain,
         }
     }
 }

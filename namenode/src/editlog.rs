@@ -16,8 +16,11 @@
 //! acknowledge anything (redb's rule).
 //!
 //! Reading: [`replay`] walks the segments in order. A bad record in the last segment is a torn
-//! tail from a crash mid-write: it is cut off (the file truncated and fsynced) with a warning.
-//! The same in an earlier segment means real corruption and loading is refused.
+//! tail from a crash mid-write when nothing valid follows it: it is cut off (the file truncated
+//! and fsynced) with a warning. A bad record followed by a valid one is corruption (a crash only
+//! tears the end of what was being written), and cutting there would drop acknowledged edits, so
+//! loading is refused with the file and offset; so is a bad record in an earlier segment, and a
+//! record whose checksum matches but whose content does not decode.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
@@ -167,36 +170,43 @@ fn read_segment(
         let bad = match record::read_next(&mut r).map_err(io)? {
             Next::Eof => return Ok(()),
             Next::Bad(reason) => reason,
-            Next::Record(payload) => match pb::EditRecord::decode(payload.as_slice()) {
-                Err(e) => format!("undecodable record: {e}"),
-                Ok(rec) => {
-                    let (txid, op) = match Op::from_record(&rec) {
-                        Ok(x) => x,
-                        Err(e) => {
-                            // A checksummed but meaningless record is not a torn write.
-                            return Err(Error::Corrupt(format!(
-                                "{} at offset {offset}: {e}",
-                                path.display()
-                            )));
-                        }
-                    };
-                    if txid != expected {
-                        return Err(Error::Corrupt(format!(
-                            "{} at offset {offset}: txid {txid} where {expected} was expected",
-                            path.display()
-                        )));
-                    }
-                    f(txid, op)?;
-                    offset += (record::HEADER_LEN + payload.len()) as u64;
-                    expected += 1;
-                    continue;
+            // Never written (every record holds a txid): zero-filled space after a crash.
+            Next::Record(payload) if payload.is_empty() => "an empty record".to_string(),
+            Next::Record(payload) => {
+                // A checksummed but meaningless record is not a torn write.
+                let (txid, op) = decode_edit(&payload).map_err(|e| {
+                    Error::Corrupt(format!(
+                        "{} at offset {offset}: a record with a valid checksum {e}",
+                        path.display()
+                    ))
+                })?;
+                if txid != expected {
+                    return Err(Error::Corrupt(format!(
+                        "{} at offset {offset}: txid {txid} where {expected} was expected",
+                        path.display()
+                    )));
                 }
-            },
+                f(txid, op)?;
+                offset += (record::HEADER_LEN + payload.len()) as u64;
+                expected += 1;
+                continue;
+            }
         };
         if !is_last {
             return Err(Error::Corrupt(format!(
                 "{} at offset {offset} (txid {expected}): {bad}; this is not the last segment, refusing to load",
                 path.display()
+            )));
+        }
+        let bytes = fs::read(path).map_err(io)?;
+        let rest = bytes.get(offset as usize + 1..).unwrap_or_default();
+        if let Some((at, txid)) = next_valid_record(rest, expected) {
+            return Err(Error::Corrupt(format!(
+                "{} at offset {offset} (txid {expected}): {bad}, but a valid record (txid {txid}) \
+                 follows at offset {}: this is corruption, not a torn write; refusing to load \
+                 rather than drop acknowledged edits",
+                path.display(),
+                offset + 1 + at as u64
             )));
         }
         tracing::warn!(
@@ -212,6 +222,49 @@ fn read_segment(
             .map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
         return Ok(());
     }
+}
+
+/// A record's payload as `(txid, op)`; the error says what is wrong with it.
+fn decode_edit(payload: &[u8]) -> std::result::Result<(u64, Op), String> {
+    let rec = pb::EditRecord::decode(payload).map_err(|e| format!("does not decode: {e}"))?;
+    Op::from_record(&rec).map_err(|e| format!("makes no sense: {e}"))
+}
+
+/// The first position in `rest` (bytes after a bad record) where a whole, checksummed,
+/// meaningful record with a txid of at least `min_txid` starts, with that txid. `None` means the
+/// bad record is a torn tail: nothing acknowledged can follow it.
+///
+/// Every offset is tried, since the bad record's own length cannot be trusted. Cheap tests come
+/// first (a plausible length, the protobuf tag of `txid` opening the payload, a txid in range),
+/// so zero-filled or random tails cost about one pass; the CRC runs only on likely records.
+fn next_valid_record(rest: &[u8], min_txid: u64) -> Option<(usize, u64)> {
+    /// `EditRecord.txid` is field 1, a varint, and prost encodes it first.
+    const TXID_TAG: u8 = 0x08;
+    let max_txid = min_txid.saturating_add(rest.len() as u64);
+    for at in 0..rest.len().saturating_sub(record::HEADER_LEN) {
+        let h = &rest[at..at + record::HEADER_LEN];
+        let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let start = at + record::HEADER_LEN;
+        let Some(payload) = rest.get(start..start.saturating_add(len)) else {
+            continue;
+        };
+        if payload.len() < 2 || payload[0] != TXID_TAG {
+            continue;
+        }
+        let Ok(txid) = prost::encoding::decode_varint(&mut &payload[1..]) else {
+            continue;
+        };
+        if txid < min_txid || txid > max_txid {
+            continue;
+        }
+        if crc32c::crc32c(payload) != u32::from_be_bytes([h[4], h[5], h[6], h[7]]) {
+            continue;
+        }
+        if decode_edit(payload).is_ok() {
+            return Some((at, txid));
+        }
+    }
+    None
 }
 
 fn reset_segment(path: &Path) -> Result<()> {
@@ -603,6 +656,76 @@ mod tests {
         bytes[n - 1] ^= 0x40;
         fs::write(&seg, &bytes).unwrap();
         assert_eq!(read_all(d.path(), 0).unwrap(), expected(1..=19));
+    }
+
+    /// Offsets at which each record of a segment starts.
+    fn record_offsets(seg: &Path) -> Vec<usize> {
+        let bytes = fs::read(seg).unwrap();
+        let mut at = EDIT_MAGIC.len();
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            out.push(at);
+            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            at += record::HEADER_LEN + len;
+        }
+        out
+    }
+
+    #[test]
+    fn a_bad_record_followed_by_valid_ones_refuses_instead_of_cutting() {
+        let d = tempfile::tempdir().unwrap();
+        write_n(d.path(), 1, 20);
+        let seg = d.path().join(segment_name(1));
+        let offsets = record_offsets(&seg);
+        let pristine = fs::read(&seg).unwrap();
+        // A flipped payload bit in txid 10, then one in its length field.
+        for flip in [offsets[9] + record::HEADER_LEN + 1, offsets[9] + 1] {
+            let mut bytes = pristine.clone();
+            bytes[flip] ^= 0x04;
+            fs::write(&seg, &bytes).unwrap();
+            let err = read_all(d.path(), 0).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, Error::Corrupt(_))
+                    && msg.contains(&seg.display().to_string())
+                    && msg.contains(&format!("offset {}", offsets[9]))
+                    && msg.contains("txid 10"),
+                "{msg}"
+            );
+            assert_eq!(fs::read(&seg).unwrap(), bytes, "nothing was cut");
+        }
+    }
+
+    #[test]
+    fn a_torn_record_followed_by_zeros_is_cut() {
+        let d = tempfile::tempdir().unwrap();
+        write_n(d.path(), 1, 20);
+        let seg = d.path().join(segment_name(1));
+        let offsets = record_offsets(&seg);
+        let mut bytes = fs::read(&seg).unwrap();
+        // The last record half written, then space the file system extended with zeros.
+        bytes.truncate(offsets[19] + 5);
+        bytes.extend_from_slice(&[0u8; 4096]);
+        fs::write(&seg, &bytes).unwrap();
+        assert_eq!(read_all(d.path(), 0).unwrap(), expected(1..=19));
+        assert_eq!(fs::metadata(&seg).unwrap().len(), offsets[19] as u64);
+    }
+
+    #[test]
+    fn a_checksummed_record_that_does_not_decode_is_corruption() {
+        let d = tempfile::tempdir().unwrap();
+        write_n(d.path(), 1, 5);
+        let seg = d.path().join(segment_name(1));
+        let len = fs::metadata(&seg).unwrap().len();
+        let mut bytes = fs::read(&seg).unwrap();
+        record::encode(&[0xff, 0xff, 0xff], &mut bytes);
+        fs::write(&seg, &bytes).unwrap();
+        let err = read_all(d.path(), 0).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt(ref m) if m.contains(&format!("offset {len}")) && m.contains("does not decode")),
+            "{err}"
+        );
+        assert_eq!(fs::read(&seg).unwrap(), bytes, "nothing was cut");
     }
 
     #[test]

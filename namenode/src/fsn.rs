@@ -36,10 +36,12 @@ use crate::Config;
 pub const DEFAULT_REPLICATION: u32 = 3;
 /// Default block size when a client asks for 0 (HDFS's 128 MiB).
 pub const DEFAULT_BLOCK_SIZE: u64 = 128 << 20;
+/// Mode of a new directory whose request carries none (the client sends its umask'ed mode).
+pub const DEFAULT_DIR_PERMISSION: u32 = 0o755;
+/// Mode of a new file whose request carries none.
+pub const DEFAULT_FILE_PERMISSION: u32 = 0o644;
 /// Block sizes must be whole checksum chunks.
 pub const BYTES_PER_CHECKSUM: u64 = dfs_proto::checksum::DEFAULT_BYTES_PER_CHECKSUM as u64;
-/// Reads update atime at most this often (HDFS's dfs.namenode.accesstime.precision); not logged.
-pub const ATIME_PRECISION_MS: u64 = 3_600_000;
 
 /// The current time, monotonic for intervals and wall-clock for timestamps.
 #[derive(Debug, Clone, Copy)]
@@ -212,7 +214,15 @@ impl FsState {
     }
 
     fn bump_gen_stamp(&mut self) -> Result<GenStamp> {
-        let gs = GenStamp(self.ns.gen_stamp().0 + 1);
+        let gs = self
+            .ns
+            .gen_stamp()
+            .0
+            .checked_add(1)
+            .map(GenStamp)
+            .ok_or_else(|| {
+                Error::Internal("generation stamps are exhausted (a damaged image?)".into())
+            })?;
         self.log(Op::SetGenerationStamp { gs })?;
         Ok(gs)
     }
@@ -251,10 +261,15 @@ impl FsState {
     fn no_targets(&self, wanted: usize, exclude: &HashSet<String>) -> Error {
         let live = self.dns.iter().filter(|d| d.alive).count();
         let writable = self.dns.iter().filter(|d| d.writable()).count();
-        Error::NoLiveDatanodes(format!(
-            "could not place {wanted} replica(s): {live} live datanode(s), {writable} accepting new blocks, {} excluded by the client, none with enough free space",
-            exclude.len()
-        ))
+        let why = if live == 0 {
+            "no live DataNodes".to_string()
+        } else {
+            format!(
+                "{live} live DataNode(s), {writable} accepting new blocks, {} excluded by the client, none with enough free space",
+                exclude.len()
+            )
+        };
+        Error::NoLiveDatanodes(format!("could not place {wanted} replica(s): {why}"))
     }
 
     pub(crate) fn dn_info(&self, uuid: &str, now: Instant) -> Option<DatanodeInfo> {
@@ -268,6 +283,7 @@ impl FsState {
             admin_state: d.admin,
             num_blocks: self.blocks.node_block_count(uuid),
             xceivers: d.xceivers,
+            blocks_to_drain: 0,
         })
     }
 
@@ -373,11 +389,8 @@ impl FsState {
             .inode(parent)
             .map(|i| i.group.clone())
             .unwrap_or_default();
-        let mode = if permission == 0 {
-            0o755
-        } else {
-            permission & 0o7777
-        };
+        // Every value is a real mode, 0 included: "none given" was settled by the caller.
+        let mode = permission & 0o7777;
         let comps: Vec<&str> = path.components().collect();
         let first_missing = comps.len() - walk.missing;
         for k in first_missing..comps.len() {
@@ -469,7 +482,7 @@ impl FsState {
             if !create_parent {
                 return Err(Error::NotFound(parent.to_string()));
             }
-            self.mkdirs(c, &parent, 0o755, true, now)?;
+            self.mkdirs(c, &parent, DEFAULT_DIR_PERMISSION, true, now)?;
             walk = self.ns.walk(path)?;
         }
         if !existed {
@@ -488,11 +501,7 @@ impl FsState {
         self.log(Op::Create {
             inode_id,
             path: path.clone(),
-            permission: if permission == 0 {
-                0o644
-            } else {
-                permission & 0o7777
-            },
+            permission: permission & 0o7777,
             owner: c.user.clone(),
             group,
             mtime_ms: now.ms,
@@ -950,6 +959,7 @@ impl FsState {
                     admin_state: AdminState::Normal,
                     num_blocks: 0,
                     xceivers: 0,
+                    blocks_to_drain: 0,
                 })
             })
             .collect();
@@ -1140,8 +1150,11 @@ impl FsState {
         if is_dir {
             self.checker.check_access(&self.ns, c, id, READ | EXECUTE)?;
         }
-        let limit = if limit == 0 || limit > self.cfg.listing_limit {
-            self.cfg.listing_limit
+        // At least one entry per page, whatever the configuration says: a page of 0 entries
+        // with more to come would make every client loop forever.
+        let page_size = self.cfg.listing_limit.max(1);
+        let limit = if limit == 0 || limit > page_size {
+            page_size
         } else {
             limit
         };
@@ -1166,11 +1179,7 @@ impl FsState {
         let id = self.caller_check(c, path)?;
         let f = self.file(id, path)?.clone();
         self.checker.check_access(&self.ns, c, id, READ)?;
-        if let Some(i) = self.ns.inode(id) {
-            if now.ms.saturating_sub(i.atime_ms) > ATIME_PRECISION_MS {
-                self.ns.touch_atime(id, now.ms);
-            }
-        }
+        self.note_access(id, path, now);
         let end = if length == 0 {
             u64::MAX
         } else {
@@ -1204,6 +1213,31 @@ impl FsState {
             last_block,
             last_block_complete: !f.under_construction(),
         })
+    }
+
+    /// Records a read as the file's access time, as HDFS does with
+    /// `dfs.namenode.accesstime.precision`: only when the stored atime is older than the
+    /// precision, so a hot file costs one logged op (and fsync) per precision, not one per read.
+    /// Like every namespace change it goes through the edit log. Skipped in safe mode, when the
+    /// precision is 0, and (with a warning) when it cannot be logged: a read never fails for it.
+    fn note_access(&mut self, id: InodeId, path: &DfsPath, now: Now) {
+        let precision =
+            u64::try_from(self.cfg.access_time_precision.as_millis()).unwrap_or(u64::MAX);
+        let stale = self
+            .ns
+            .inode(id)
+            .is_some_and(|i| now.ms.saturating_sub(i.atime_ms) > precision);
+        if precision == 0 || !stale || self.check_writable("update access times").is_err() {
+            return;
+        }
+        let op = Op::SetTimes {
+            path: path.clone(),
+            mtime_ms: None,
+            atime_ms: Some(now.ms),
+        };
+        if let Err(e) = self.log(op) {
+            tracing::warn!(%path, error = %e, "could not record the access time");
+        }
     }
 
     pub fn rename(
@@ -1455,9 +1489,11 @@ impl FsState {
         for d in self.dns.iter() {
             if d.alive {
                 s.live_datanodes += 1;
-                s.capacity += d.storage.capacity;
-                s.dfs_used += d.storage.dfs_used;
-                s.remaining += d.storage.remaining;
+                // Saturating: these are DataNodes' numbers, and a panic here, under the
+                // namespace lock, would poison it for every later RPC.
+                s.capacity = s.capacity.saturating_add(d.storage.capacity);
+                s.dfs_used = s.dfs_used.saturating_add(d.storage.dfs_used);
+                s.remaining = s.remaining.saturating_add(d.storage.remaining);
             } else {
                 s.dead_datanodes += 1;
             }
@@ -1465,11 +1501,48 @@ impl FsState {
         s
     }
 
+    /// Every DataNode; a draining one with how many of its blocks still wait for copies.
     pub fn datanode_report(&self, now: Instant) -> Vec<DatanodeInfo> {
+        let normal_nodes = self.dns.iter().filter(|d| d.writable()).count();
         self.dns
             .iter()
-            .filter_map(|d| self.dn_info(&d.id.uuid, now))
+            .filter_map(|d| {
+                let mut info = self.dn_info(&d.id.uuid, now)?;
+                if d.admin == AdminState::DecommissionInProgress {
+                    info.blocks_to_drain = self
+                        .blocks
+                        .node_blocks(&d.id.uuid)
+                        .into_iter()
+                        .filter(|b| !self.block_drained(&d.id.uuid, *b, normal_nodes))
+                        .count() as u64;
+                }
+                Some(info)
+            })
             .collect()
+    }
+
+    /// Whether block `bid` no longer needs the draining DataNode `uuid`: it is not part of a
+    /// file any more, or it is complete with its expected number of good replicas on normal
+    /// DataNodes (or as many as there are, `normal_nodes`). The decommission check of the
+    /// replication monitor waits for exactly this on every block of the node.
+    pub(crate) fn block_drained(&self, uuid: &str, bid: BlockId, normal_nodes: usize) -> bool {
+        let Some((_, f, idx)) = self.ns.block_file(bid) else {
+            return true;
+        };
+        if !f.block_complete(idx) {
+            return false;
+        }
+        let b = f.blocks[idx];
+        let live = self
+            .blocks
+            .replicas(bid)
+            .filter(|(u, r)| {
+                *u != uuid
+                    && health(r, &b, true) == Health::Good
+                    && self.dns.get(u).is_some_and(|d| d.writable())
+            })
+            .count();
+        live >= (f.replication as usize).min(normal_nodes)
     }
 
     pub fn fsck(&mut self, c: &Caller, path: &DfsPath) -> Result<FsckReport> {

@@ -251,13 +251,14 @@ fn create_validates_arguments() {
         fx.st.create(&c, &p("/"), 0, "c", false, false, 1, 0, now),
         Err(Error::IsADirectory(_))
     ));
+    // Mode 0 is a real mode (a umask of 0777), not "use the default".
     let st = fx
         .st
         .create(&c, &p("/d/f"), 0, "c", false, true, 0, 0, now)
         .unwrap();
     assert_eq!(
         (st.replication, st.block_size, st.permission),
-        (3, DEFAULT_BLOCK_SIZE, 0o644)
+        (3, DEFAULT_BLOCK_SIZE, 0)
     );
     assert!(st.under_construction);
     assert!(matches!(
@@ -1087,4 +1088,61 @@ fn fsync_records_length_and_content_summary_counts_it() {
     assert_eq!(report.files.len(), 1);
     assert_eq!(report.directories, 2);
     assert!(report.files[0].under_construction);
+}
+
+#[test]
+fn reads_record_the_access_time_through_the_log_once_per_precision() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    fx.write_file("/f", 1, 10);
+    let atime = |fx: &mut Fx| {
+        fx.st
+            .get_file_info(&root(), &p("/f"))
+            .unwrap()
+            .unwrap()
+            .atime_ms
+    };
+    let read_at = |fx: &mut Fx, secs: u64| {
+        let now = fx.at(secs);
+        fx.st
+            .get_block_locations(&root(), &p("/f"), 0, 0, "", now)
+            .unwrap();
+        fx.st.log.last_txid()
+    };
+    let before = fx.st.log.last_txid();
+    // Within the precision (1 h) of the last access: nothing changes, nothing is logged.
+    assert_eq!(read_at(&mut fx, 10), before);
+    assert_eq!(atime(&mut fx), 1000);
+    // Older than the precision: one logged SetTimes, then quiet again however hot the file.
+    assert_eq!(read_at(&mut fx, 3601), before + 1);
+    assert_eq!(atime(&mut fx), fx.at(3601).ms);
+    for s in 3602..3700 {
+        assert_eq!(read_at(&mut fx, s), before + 1);
+    }
+    // The access time is in the log: a restart replays it.
+    fx.st.log.close().unwrap();
+    let loaded = storage::load_or_format(fx._dir.path(), "root", "supergroup", 1).unwrap();
+    let id = loaded.ns.resolve(&p("/f")).unwrap();
+    assert_eq!(loaded.ns.inode(id).unwrap().atime_ms, fx.at(3601).ms);
+
+    // A precision of 0 never records access times.
+    let mut fx = Fx::with(|c| c.access_time_precision = Duration::ZERO);
+    fx.dn("d1", 1);
+    fx.write_file("/f", 1, 10);
+    let before = fx.st.log.last_txid();
+    assert_eq!(read_at(&mut fx, 100_000), before);
+    assert_eq!(atime(&mut fx), 1000);
+}
+
+#[test]
+fn a_listing_limit_of_zero_still_pages_one_entry_at_a_time() {
+    let mut fx = Fx::with(|c| c.listing_limit = 0);
+    let now = fx.at(0);
+    for d in ["/a", "/b"] {
+        fx.st.mkdirs(&root(), &p(d), 0o755, false, now).unwrap();
+    }
+    let (page, remaining, dir) = fx.st.get_listing(&root(), &p("/"), "", 0).unwrap();
+    assert_eq!((page.len(), remaining, dir.children_num), (1, 1, 2));
+    let (page, remaining, _) = fx.st.get_listing(&root(), &p("/"), "a", 5).unwrap();
+    assert_eq!((page[0].name.as_str(), remaining), ("b", 0));
 }

@@ -159,6 +159,7 @@ pub fn status_json(shared: &Shared) -> crate::Result<Value> {
                 "blocks": d.num_blocks,
                 "last_heartbeat_ms_ago": d.last_heartbeat_ms_ago,
                 "admin_state": d.admin_state.as_str(),
+                "blocks_to_drain": d.blocks_to_drain,
             })
         })
         .collect();

@@ -78,10 +78,13 @@ pub struct Config {
     pub max_replication: u32,
     /// Smallest block size a file may ask for (HDFS: 1 MiB; 1 KiB here for tests).
     pub min_block_size: u64,
-    /// Entries per GetListing page.
+    /// Entries per GetListing page (dfs.ls.limit; 0 is taken as 1).
     pub listing_limit: u32,
+    /// dfs.namenode.accesstime.precision: a read records the file's access time (a logged
+    /// SetTimes) only when the stored one is older than this; zero never records it.
+    pub access_time_precision: Duration,
     pub permissions_enabled: bool,
-    /// The user the NameNode runs as: owns `/` and bypasses permission checks.
+    /// The user the NameNode runs as: owns `/` and bypasses permission checks (as does `root`).
     pub superuser: String,
     /// Members of this group are superusers too.
     pub supergroup: String,
@@ -107,6 +110,7 @@ impl Default for Config {
             max_replication: 512,
             min_block_size: 1024,
             listing_limit: 1000,
+            access_time_precision: Duration::from_secs(3600),
             permissions_enabled: true,
             superuser: "root".to_string(),
             supergroup: "supergroup".to_string(),

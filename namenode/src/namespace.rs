@@ -143,6 +143,26 @@ fn not_found(p: &DfsPath) -> Error {
     Error::NotFound(p.to_string())
 }
 
+/// The id after `id` (the next one to hand out). Only a damaged or hostile image or edit log can
+/// hold `u64::MAX`, which must be refused rather than overflow.
+fn id_after(id: u64, what: &str) -> Result<u64> {
+    id.checked_add(1)
+        .ok_or_else(|| Error::Corrupt(format!("{what} {id} leaves no id to hand out after it")))
+}
+
+/// Why `name` cannot be a path component (the rules of [`DfsPath`]), if it cannot.
+fn invalid_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        Some("empty, '.' or '..'")
+    } else if name.contains('/') || name.contains('\0') {
+        Some("contains '/' or a NUL byte")
+    } else if name.len() > dfs_proto::path::MAX_COMPONENT_LEN {
+        Some("longer than 255 bytes")
+    } else {
+        None
+    }
+}
+
 impl Namespace {
     /// A fresh namespace: just the root, owned by the superuser.
     pub fn new(owner: &str, group: &str, mtime_ms: u64) -> Namespace {
@@ -179,8 +199,15 @@ impl Namespace {
         let Some(mut root) = it.next() else {
             return bad("no root inode".into());
         };
-        if root.id != InodeId::ROOT || root.parent != InodeId(0) || !root.is_dir() {
-            return bad(format!("first inode {} is not the root directory", root.id));
+        if root.id != InodeId::ROOT
+            || root.parent != InodeId(0)
+            || !root.is_dir()
+            || !root.name.is_empty()
+        {
+            return bad(format!(
+                "first inode {} ({:?}) is not the root directory",
+                root.id, root.name
+            ));
         }
         root.kind = InodeKind::Dir {
             children: BTreeMap::new(),
@@ -194,16 +221,16 @@ impl Namespace {
             if inode.id.0 == 0 || ns.inodes.contains_key(&inode.id) {
                 return bad(format!("duplicate or zero inode id {}", inode.id));
             }
-            if inode.name.is_empty()
-                || inode.name.contains('/')
-                || inode.name == "."
-                || inode.name == ".."
-            {
+            if let Some(why) = invalid_name(&inode.name) {
                 return bad(format!(
-                    "inode {} has an invalid name {:?}",
+                    "inode {} has an invalid name {:?}: {why}",
                     inode.id, inode.name
                 ));
             }
+            let next_inode = match id_after(inode.id.0, "inode id") {
+                Ok(n) => n,
+                Err(e) => return bad(e.to_string()),
+            };
             let Some(parent) = ns.inodes.get_mut(&inode.parent) else {
                 return bad(format!(
                     "inode {} comes before its parent {}",
@@ -233,12 +260,16 @@ impl Namespace {
                         if ns.block_index.insert(b.id, inode.id).is_some() {
                             return bad(format!("{} belongs to two files", b.id));
                         }
-                        ns.next_block_id = ns.next_block_id.max(b.id.0 + 1);
+                        let next_block = match id_after(b.id.0, "block id") {
+                            Ok(n) => n,
+                            Err(e) => return bad(e.to_string()),
+                        };
+                        ns.next_block_id = ns.next_block_id.max(next_block);
                         ns.gen_stamp = ns.gen_stamp.max(b.gs.0);
                     }
                 }
             }
-            ns.next_inode_id = ns.next_inode_id.max(inode.id.0 + 1);
+            ns.next_inode_id = ns.next_inode_id.max(next_inode);
             ns.inodes.insert(inode.id, inode);
         }
         Ok(ns)
@@ -417,8 +448,12 @@ impl Namespace {
         Some(st)
     }
 
-    /// One page of a listing: entries sorted by name strictly after `start_after`, and how many
-    /// entries follow the page. A file lists as itself.
+    /// One page of a listing: at most `limit` entries sorted by name strictly after
+    /// `start_after`, and 1 when more entries follow the page (0 when it ends the listing). A
+    /// file lists as itself.
+    ///
+    /// The rest of the directory is never counted: a page costs O(limit · log n) under the
+    /// namespace lock, so paging through a directory of a million entries stays linear.
     pub fn list(&self, id: InodeId, start_after: &str, limit: usize) -> (Vec<FileStatus>, u64) {
         let Some(inode) = self.inodes.get(&id) else {
             return (Vec::new(), 0);
@@ -431,16 +466,14 @@ impl Namespace {
         } else {
             children.range::<str, _>((Bound::Excluded(start_after), Bound::Unbounded))
         };
-        let mut entries = Vec::new();
-        let mut remaining = 0u64;
-        for (_, child) in range {
-            if entries.len() < limit {
-                entries.extend(self.status(*child));
-            } else {
-                remaining += 1;
-            }
-        }
-        (entries, remaining)
+        let mut page = range.take(limit.saturating_add(1));
+        let entries = page
+            .by_ref()
+            .take(limit)
+            .filter_map(|(_, child)| self.status(*child))
+            .collect();
+        let more = page.next().is_some();
+        (entries, u64::from(more))
     }
 
     /// Every inode of a subtree, parents first.
@@ -475,13 +508,6 @@ impl Namespace {
             }
         }
         s
-    }
-
-    /// Updates the access time without logging (reads: HDFS keeps atime only approximately).
-    pub fn touch_atime(&mut self, id: InodeId, atime_ms: u64) {
-        if let Some(i) = self.inodes.get_mut(&id) {
-            i.atime_ms = atime_ms;
-        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -564,6 +590,7 @@ impl Namespace {
                 if self.block_index.contains_key(&block.id) {
                     return Err(Error::Internal(format!("{} allocated twice", block.id)));
                 }
+                let next_block = id_after(block.id.0, "block id")?;
                 let f = self.file_uc_mut(id, path)?;
                 if let Some(prev) = previous {
                     match f.blocks.last_mut() {
@@ -578,7 +605,7 @@ impl Namespace {
                 }
                 f.blocks.push(*block);
                 self.block_index.insert(block.id, id);
-                self.next_block_id = self.next_block_id.max(block.id.0 + 1);
+                self.next_block_id = self.next_block_id.max(next_block);
                 self.gen_stamp = self
                     .gen_stamp
                     .max(block.gs.0)
@@ -743,6 +770,7 @@ impl Namespace {
         if inode.id.0 < 2 || self.inodes.contains_key(&inode.id) {
             return Err(Error::Internal(format!("inode id {} reused", inode.id)));
         }
+        let next_inode = id_after(inode.id.0, "inode id")?;
         let parent = self.inode_mut(inode.parent)?;
         let InodeKind::Dir { children } = &mut parent.kind else {
             return Err(Error::Internal(format!(
@@ -756,7 +784,7 @@ impl Namespace {
         } else {
             self.files += 1;
         }
-        self.next_inode_id = self.next_inode_id.max(inode.id.0 + 1);
+        self.next_inode_id = self.next_inode_id.max(next_inode);
         self.inodes.insert(inode.id, inode);
         Ok(())
     }
@@ -775,6 +803,7 @@ impl Namespace {
                     return Err(Error::Internal(format!("{} belongs to another file", b.id)));
                 }
             }
+            id_after(b.id.0, "block id")?;
         }
         let f = self.file_mut(id, path)?;
         let old = std::mem::replace(&mut f.blocks, blocks.to_vec());
@@ -786,7 +815,7 @@ impl Namespace {
         }
         for b in blocks {
             self.block_index.insert(b.id, id);
-            self.next_block_id = self.next_block_id.max(b.id.0 + 1);
+            self.next_block_id = self.next_block_id.max(b.id.0.saturating_add(1));
             self.gen_stamp = self.gen_stamp.max(b.gs.0);
         }
         Ok(())
@@ -1131,12 +1160,17 @@ pub(crate) mod tests {
             pages += 1;
             names.extend(page.iter().map(|s| s.name.clone()));
             after = page.last().map(|s| s.name.clone()).unwrap_or_default();
-            assert_eq!(remaining as usize, 25 - names.len());
+            // Only "more follow" is known: the rest of the directory is not counted.
+            assert_eq!(remaining, u64::from(names.len() < 25));
             if remaining == 0 {
                 break;
             }
         }
         assert_eq!(pages, 3);
+        // A page that ends exactly at the last entry says so: no empty page follows.
+        assert_eq!(ns.list(d, "", 25).1, 0);
+        assert_eq!(ns.list(d, "f14", 10).1, 0);
+        assert_eq!(ns.list(d, "f14", 9).1, 1);
         let expected: Vec<String> = (0..25).map(|i| format!("f{i:02}")).collect();
         assert_eq!(names, expected);
         let f = ns.resolve(&p("/d/f03")).unwrap();
@@ -1176,11 +1210,71 @@ pub(crate) mod tests {
         let back = Namespace::from_inodes(inodes.clone(), ns.counters()).unwrap();
         assert_eq!(back, ns);
         // A child before its parent is refused.
-        let mut swapped = inodes;
+        let mut swapped = inodes.clone();
         swapped.swap(1, 3);
         assert!(matches!(
             Namespace::from_inodes(swapped, ns.counters()),
             Err(Error::Corrupt(_))
         ));
+        // So is whatever no path could name, and ids with no successor: errors, not panics.
+        let hostile: [fn(&mut [Inode]); 6] = [
+            |v| v[0].name = "root".into(),
+            |v| v[1].name = "a\0b".into(),
+            |v| v[1].name = "x".repeat(256),
+            |v| v[1].name = "a/b".into(),
+            |v| v[3].id = InodeId(u64::MAX),
+            |v| {
+                if let InodeKind::File(f) = &mut v[3].kind {
+                    f.blocks[0].id = BlockId(u64::MAX);
+                }
+            },
+        ];
+        for (i, damage) in hostile.iter().enumerate() {
+            let mut bad = inodes.clone();
+            damage(&mut bad);
+            assert!(
+                matches!(
+                    Namespace::from_inodes(bad, ns.counters()),
+                    Err(Error::Corrupt(_))
+                ),
+                "damage #{i} accepted"
+            );
+        }
+        // A 255-byte name is fine.
+        let mut long = inodes;
+        long[1].name = "x".repeat(255);
+        Namespace::from_inodes(long, ns.counters()).unwrap();
+    }
+
+    #[test]
+    fn replayed_ids_without_a_successor_are_refused() {
+        let mut ns = Namespace::new("root", "supergroup", 0);
+        let e = ns
+            .apply(&Op::Mkdir {
+                inode_id: InodeId(u64::MAX),
+                path: p("/a"),
+                permission: 0o755,
+                owner: "u".into(),
+                group: "g".into(),
+                mtime_ms: 1,
+            })
+            .unwrap_err();
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert!(ns.lookup(&p("/a")).unwrap().is_none());
+        create(&mut ns, "/f", false).unwrap();
+        let e = ns
+            .apply(&Op::AddBlock {
+                path: p("/f"),
+                previous: None,
+                block: Block {
+                    id: BlockId(u64::MAX),
+                    gs: ns.gen_stamp(),
+                    num_bytes: 0,
+                },
+                mtime_ms: 1,
+            })
+            .unwrap_err();
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert_eq!(ns.num_blocks(), 0);
     }
 }

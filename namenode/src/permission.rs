@@ -2,7 +2,7 @@
 //!
 //! The model is POSIX without ACLs: the owner class applies if the caller is the owner, else the
 //! group class if the caller is in the inode's group, else other. The superuser (the NameNode's
-//! own user, or any member of the supergroup) bypasses every check. Traversal needs `x` on every
+//! own user, the user `root`, or any member of the supergroup) bypasses every check. Traversal needs `x` on every
 //! ancestor directory; changing a directory's entries needs `w` and `x` on it, and the sticky bit
 //! (`0o1000`) on a directory restricts removing or renaming an entry to the owner of the entry,
 //! the owner of the directory, or the superuser.
@@ -24,9 +24,16 @@ pub struct Checker {
     pub supergroup: String,
 }
 
+/// The local superuser's name: a superuser of dfs too, whoever the NameNode runs as, so that a
+/// FUSE mount serves root (uid 0) as a local file system would.
+pub const ROOT_USER: &str = "root";
+
 impl Checker {
     pub fn is_superuser(&self, c: &Caller) -> bool {
-        !self.enabled || c.user == self.superuser || c.in_group(&self.supergroup)
+        !self.enabled
+            || c.user == self.superuser
+            || c.user == ROOT_USER
+            || c.in_group(&self.supergroup)
     }
 
     /// The mode bits of `inode` that apply to `caller` (0..=7).
@@ -256,6 +263,29 @@ mod tests {
             ..checker()
         };
         off.check_access(&ns, &eve, f, WRITE).unwrap();
+    }
+
+    #[test]
+    fn root_is_a_superuser_whoever_runs_the_namenode() {
+        let ns = setup();
+        let ck = Checker {
+            superuser: "hdfs".into(),
+            ..checker()
+        };
+        let f = ns.resolve(&p("/home/f")).unwrap();
+        let home = ns.resolve(&p("/home")).unwrap();
+        for su in [
+            Caller::new("root", &[]),
+            Caller::new("hdfs", &[]),
+            Caller::new("ops", &["supergroup"]),
+        ] {
+            assert!(ck.is_superuser(&su), "{}", su.user);
+            ck.check_access(&ns, &su, f, READ | WRITE).unwrap();
+            ck.check_owner(&ns, &su, home).unwrap();
+        }
+        let eve = Caller::new("eve", &["root"]);
+        assert!(!ck.is_superuser(&eve), "a group named root is no superuser");
+        assert!(ck.check_access(&ns, &eve, f, WRITE).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::convert::required_block;
 use crate::error::{Error, Result};
-use crate::fsn::Now;
+use crate::fsn::{Now, DEFAULT_DIR_PERMISSION, DEFAULT_FILE_PERMISSION};
 use crate::server::Shared;
 use crate::types::{
     Block, Caller, DatanodeId, ReceivedDeleted, ReplicaReport, SafeModeAction, StorageReport,
@@ -122,7 +122,8 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.mkdirs(&c, &p, r.permission, r.create_parent, Now::current()))
+        let mode = r.permission.unwrap_or(DEFAULT_DIR_PERMISSION);
+        self.exec(|st| st.mkdirs(&c, &p, mode, r.create_parent, Now::current()))
             .await?;
         Ok(Response::new(pb::MkdirsResponse {}))
     }
@@ -136,7 +137,7 @@ impl ClientProtocol for Service {
                 st.create(
                     &c,
                     &p,
-                    r.permission,
+                    r.permission.unwrap_or(DEFAULT_FILE_PERMISSION),
                     &r.client_name,
                     r.overwrite,
                     r.create_parent,
@@ -513,7 +514,9 @@ impl DatanodeProtocol for Service {
         let storage = r
             .storage
             .as_ref()
-            .map(StorageReport::from)
+            .map(StorageReport::try_from)
+            .transpose()
+            .map_err(to_status)?
             .unwrap_or_default();
         let cluster_id = self
             .exec(|st| st.register(id, storage, Now::current()))
@@ -526,7 +529,9 @@ impl DatanodeProtocol for Service {
         let storage = r
             .storage
             .as_ref()
-            .map(StorageReport::from)
+            .map(StorageReport::try_from)
+            .transpose()
+            .map_err(to_status)?
             .unwrap_or_default();
         let (commands, txid) = self
             .exec(|st| {

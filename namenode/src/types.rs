@@ -106,6 +106,9 @@ pub struct DatanodeInfo {
     pub admin_state: AdminState,
     pub num_blocks: u64,
     pub xceivers: u32,
+    /// Decommission progress: blocks on this node not yet safe elsewhere (0 unless draining;
+    /// filled in by the DataNode report only, it costs a pass over the node's blocks).
+    pub blocks_to_drain: u64,
 }
 
 /// The calling user of a ClientProtocol RPC.

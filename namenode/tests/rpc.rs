@@ -137,7 +137,7 @@ async fn write_file(
     c.create(as_user(
         pb::CreateRequest {
             path: path.into(),
-            permission: 0o644,
+            permission: Some(0o644),
             client_name: "writer".into(),
             overwrite: false,
             create_parent: true,
@@ -285,7 +285,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
     let mut c = nn.client().await;
     let create = |client: &str, overwrite: bool| pb::CreateRequest {
         path: "/f".into(),
-        permission: 0o644,
+        permission: Some(0o644),
         client_name: client.into(),
         overwrite,
         create_parent: false,
@@ -324,7 +324,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
         .mkdirs(as_user(
             pb::MkdirsRequest {
                 path: "relative".into(),
-                permission: 0,
+                permission: None,
                 create_parent: false,
             },
             "root",
@@ -351,7 +351,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
     let e = c
         .mkdirs(pb::MkdirsRequest {
             path: "/x".into(),
-            permission: 0,
+            permission: None,
             create_parent: false,
         })
         .await
@@ -461,5 +461,231 @@ async fn second_namenode_on_same_dir_is_refused() {
         .unwrap()
         .unwrap();
     assert!(res.is_err());
+    nn.stop().await;
+}
+
+/// `fsimage_*` and `edits_*` files in the metadata directory, as (images, segments) txids.
+fn metadata_files(dir: &Path) -> (Vec<u64>, Vec<u64>) {
+    let mut images = Vec::new();
+    let mut segments = Vec::new();
+    for e in std::fs::read_dir(dir.join("current")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if let Some(t) = name.strip_prefix("fsimage_") {
+            images.push(t.parse::<u64>().unwrap());
+        } else if let Some(t) = name.strip_prefix("edits_") {
+            segments.push(t.parse::<u64>().unwrap());
+        }
+    }
+    images.sort_unstable();
+    segments.sort_unstable();
+    (images, segments)
+}
+
+async fn mkdirs(c: &mut ClientProtocolClient<Channel>, names: std::ops::Range<u32>) {
+    for i in names {
+        c.mkdirs(as_user(
+            pb::MkdirsRequest {
+                path: format!("/d{i}"),
+                permission: None,
+                create_parent: false,
+            },
+            "root",
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+/// Polls the metadata directory until `image` exists.
+async fn wait_for_image(dir: &Path, image: u64) -> (Vec<u64>, Vec<u64>) {
+    for _ in 0..100 {
+        let files = metadata_files(dir);
+        if files.0.contains(&image) {
+            return files;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no checkpoint at txid {image}: {:?}", metadata_files(dir));
+}
+
+#[tokio::test]
+async fn checkpoints_by_txn_count_and_at_shutdown_then_old_segments_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let nn = Nn::start(dir.path(), |c| c.checkpoint_txns = 5).await;
+    let mut c = nn.client().await;
+    // Formatting wrote image 0; edits start at 1. The checkpointer looks every second, so it
+    // can only fire once a whole batch of 5 is in.
+    mkdirs(&mut c, 0..5).await;
+    assert_eq!(
+        wait_for_image(dir.path(), 5).await,
+        (vec![0, 5], vec![1, 6])
+    );
+    // The next checkpoint drops image 0, and with it the segment only image 0 needed.
+    mkdirs(&mut c, 5..10).await;
+    assert_eq!(
+        wait_for_image(dir.path(), 10).await,
+        (vec![5, 10], vec![6, 11])
+    );
+    // Fewer edits than the count: no periodic checkpoint, but one at a clean shutdown.
+    mkdirs(&mut c, 10..13).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(metadata_files(dir.path()), (vec![5, 10], vec![6, 11]));
+    nn.stop().await;
+    assert_eq!(metadata_files(dir.path()), (vec![10, 13], vec![11, 14]));
+    // And it loads: everything is there.
+    let nn = Nn::start(dir.path(), |_| {}).await;
+    let mut c = nn.client().await;
+    let listing = c
+        .get_listing(as_user(
+            pb::GetListingRequest {
+                path: "/".into(),
+                ..Default::default()
+            },
+            "root",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listing.entries.len(), 13);
+    assert_eq!(listing.dir.unwrap().children_num, 13);
+    nn.stop().await;
+}
+
+#[tokio::test]
+async fn checkpoints_by_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let nn = Nn::start(dir.path(), |c| {
+        c.checkpoint_period = Duration::from_secs(1);
+    })
+    .await;
+    let mut c = nn.client().await;
+    mkdirs(&mut c, 0..1).await;
+    assert_eq!(
+        wait_for_image(dir.path(), 1).await,
+        (vec![0, 1], vec![1, 2])
+    );
+    nn.stop().await;
+    // Nothing new since: shutdown writes no checkpoint.
+    assert_eq!(metadata_files(dir.path()), (vec![0, 1], vec![1, 2]));
+}
+
+#[tokio::test]
+async fn absurd_datanode_numbers_are_refused_or_saturate_and_never_poison_the_namenode() {
+    let dir = tempfile::tempdir().unwrap();
+    let nn = Nn::start(dir.path(), |_| {}).await;
+    let mut c = nn.client().await;
+    let mut dn = nn.dn_client().await;
+    let huge = pb::StorageReport {
+        capacity: u64::MAX,
+        dfs_used: u64::MAX,
+        remaining: u64::MAX,
+        num_volumes: 1,
+        failed_volumes: 0,
+    };
+    for (uuid, port) in [("dn-1", 9001), ("dn-2", 9002)] {
+        dn.register(pb::RegisterRequest {
+            id: Some(dn_id(uuid, port)),
+            storage: Some(huge),
+        })
+        .await
+        .unwrap();
+    }
+    // Two of them would overflow a sum: the totals saturate.
+    let stats = c
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            stats.capacity,
+            stats.dfs_used,
+            stats.remaining,
+            stats.live_datanodes
+        ),
+        (u64::MAX, u64::MAX, u64::MAX, 2)
+    );
+    // Numbers that contradict each other are refused with a reason.
+    for bad in [
+        pb::StorageReport {
+            remaining: 2,
+            capacity: 1,
+            ..huge
+        },
+        pb::StorageReport {
+            num_volumes: 1,
+            failed_volumes: 2,
+            ..huge
+        },
+    ] {
+        let e = dn
+            .heartbeat(pb::HeartbeatRequest {
+                uuid: "dn-1".into(),
+                storage: Some(bad),
+                xceivers: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().contains("storage report"), "{}", e.message());
+    }
+    // Every later RPC still works.
+    mkdirs(&mut c, 0..1).await;
+    c.get_stats(pb::GetStatsRequest {}).await.unwrap();
+    nn.stop().await;
+}
+
+#[tokio::test]
+async fn an_absent_permission_takes_the_default_and_zero_is_a_real_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let nn = Nn::start(dir.path(), |_| {}).await;
+    let mut c = nn.client().await;
+    let mode = |c: &mut ClientProtocolClient<Channel>, path: &str| {
+        let mut c = c.clone();
+        let path = path.to_string();
+        async move {
+            c.get_file_info(as_user(pb::GetFileInfoRequest { path }, "root"))
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+                .unwrap()
+                .permission
+        }
+    };
+    for (path, permission) in [
+        ("/default", None),
+        ("/zero", Some(0)),
+        ("/750", Some(0o750)),
+    ] {
+        c.mkdirs(as_user(
+            pb::MkdirsRequest {
+                path: path.into(),
+                permission,
+                create_parent: false,
+            },
+            "root",
+        ))
+        .await
+        .unwrap();
+        let file = format!("{path}/f");
+        c.create(as_user(
+            pb::CreateRequest {
+                path: file.clone(),
+                permission: permission.map(|p| p & 0o666),
+                client_name: "w".into(),
+                replication: 1,
+                ..Default::default()
+            },
+            "root",
+        ))
+        .await
+        .unwrap();
+        let (dir_mode, file_mode) = (mode(&mut c, path).await, mode(&mut c, &file).await);
+        match permission {
+            None => assert_eq!((dir_mode, file_mode), (0o755, 0o644)),
+            Some(p) => assert_eq!((dir_mode, file_mode), (p, p & 0o666)),
+        }
+    }
     nn.stop().await;
 }

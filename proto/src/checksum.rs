@@ -11,6 +11,21 @@ use std::ops::Range;
 /// HDFS's default, and ours.
 pub const DEFAULT_BYTES_PER_CHECKSUM: u32 = 512;
 
+/// Largest `bytes_per_checksum` accepted anywhere (on the wire, on disk, in configuration): a
+/// chunk must fit comfortably in one packet.
+pub const MAX_BYTES_PER_CHECKSUM: u32 = 65536;
+
+/// Checks a `bytes_per_checksum` that came from a peer, a file or a user.
+pub fn validate_bytes_per_checksum(bpc: u32) -> Result<u32, String> {
+    if (1..=MAX_BYTES_PER_CHECKSUM).contains(&bpc) {
+        Ok(bpc)
+    } else {
+        Err(format!(
+            "bytes_per_checksum {bpc} is not in 1..={MAX_BYTES_PER_CHECKSUM}"
+        ))
+    }
+}
+
 /// Bytes of one checksum on the wire and on disk (big-endian `u32`).
 pub const CHECKSUM_SIZE: usize = 4;
 
@@ -35,15 +50,16 @@ pub fn chunk_ranges(
     })
 }
 
-/// How many checksums cover `[offset, offset + len)`.
-pub fn num_chunks(offset: u64, len: usize, bytes_per_checksum: u32) -> usize {
+/// How many checksums cover `[offset, offset + len)`; `None` when that range does not fit in
+/// a block offset (it ends past `u64::MAX`), which only a hostile or broken peer can ask for.
+pub fn num_chunks(offset: u64, len: usize, bytes_per_checksum: u32) -> Option<usize> {
     if len == 0 {
-        return 0;
+        return Some(0);
     }
     let bpc = u64::from(bytes_per_checksum.max(1));
     let first = offset / bpc;
-    let last = (offset + len as u64 - 1) / bpc;
-    (last - first + 1) as usize
+    let last = offset.checked_add(len as u64 - 1)? / bpc;
+    usize::try_from(last - first + 1).ok()
 }
 
 /// One CRC32C per chunk piece of `data`, which starts at block offset `offset`.
@@ -56,7 +72,7 @@ pub fn compute(offset: u64, data: &[u8], bytes_per_checksum: u32) -> Vec<u32> {
 /// Checks `data` (at block offset `offset`) against `sums`. On a mismatch returns the block
 /// offset of the first bad chunk piece.
 pub fn verify(offset: u64, data: &[u8], sums: &[u32], bytes_per_checksum: u32) -> Result<(), u64> {
-    if sums.len() != num_chunks(offset, data.len(), bytes_per_checksum) {
+    if num_chunks(offset, data.len(), bytes_per_checksum) != Some(sums.len()) {
         return Err(offset);
     }
     for (r, &expected) in chunk_ranges(offset, data.len(), bytes_per_checksum).zip(sums) {
@@ -88,17 +104,33 @@ mod tests {
     fn aligned_data_splits_into_whole_chunks() {
         let r: Vec<_> = chunk_ranges(1024, 1100, 512).collect();
         assert_eq!(r, vec![0..512, 512..1024, 1024..1100]);
-        assert_eq!(num_chunks(1024, 1100, 512), 3);
+        assert_eq!(num_chunks(1024, 1100, 512), Some(3));
     }
 
     #[test]
     fn unaligned_start_gets_a_short_first_piece() {
         let r: Vec<_> = chunk_ranges(500, 600, 512).collect();
         assert_eq!(r, vec![0..12, 12..524, 524..600]);
-        assert_eq!(num_chunks(500, 600, 512), 3);
-        assert_eq!(num_chunks(0, 0, 512), 0);
-        assert_eq!(num_chunks(511, 1, 512), 1);
-        assert_eq!(num_chunks(511, 2, 512), 2);
+        assert_eq!(num_chunks(500, 600, 512), Some(3));
+        assert_eq!(num_chunks(0, 0, 512), Some(0));
+        assert_eq!(num_chunks(511, 1, 512), Some(1));
+        assert_eq!(num_chunks(511, 2, 512), Some(2));
+    }
+
+    #[test]
+    fn a_range_past_the_largest_offset_has_no_chunk_count() {
+        assert_eq!(num_chunks(u64::MAX, 1, 512), Some(1));
+        assert_eq!(num_chunks(u64::MAX, 2, 512), None);
+        assert_eq!(num_chunks(u64::MAX - 10, 100, 512), None);
+        assert!(verify(u64::MAX - 10, &[0u8; 100], &[0], 512).is_err());
+    }
+
+    #[test]
+    fn bytes_per_checksum_bounds() {
+        assert!(validate_bytes_per_checksum(0).is_err());
+        assert_eq!(validate_bytes_per_checksum(1), Ok(1));
+        assert_eq!(validate_bytes_per_checksum(65536), Ok(65536));
+        assert!(validate_bytes_per_checksum(65537).is_err());
     }
 
     #[test]

@@ -63,7 +63,8 @@ impl Packet {
         }
     }
 
-    /// Block offset just past this packet's data.
+    /// Block offset just past this packet's data (cannot overflow: [`read_packet`] refuses a
+    /// header whose data would end past `u64::MAX`).
     pub fn end_offset(&self) -> u64 {
         self.header.offset_in_block + self.data.len() as u64
     }
@@ -108,7 +109,14 @@ pub async fn read_packet<R: AsyncRead + Unpin>(
         )));
     }
     let len = header.data_len as usize;
-    let nsums = checksum::num_chunks(header.offset_in_block, len, bytes_per_checksum);
+    // Checked before anything is sized from it: an offset near u64::MAX must not overflow.
+    let nsums =
+        checksum::num_chunks(header.offset_in_block, len, bytes_per_checksum).ok_or_else(|| {
+            WireError::InvalidPacket(format!(
+                "{} bytes at offset {} run past the largest block offset",
+                header.data_len, header.offset_in_block
+            ))
+        })?;
     let mut sums = vec![0u8; nsums * checksum::CHECKSUM_SIZE];
     r.read_exact(&mut sums).await?;
     let mut data = vec![0u8; len];
@@ -146,6 +154,22 @@ mod tests {
         assert!(matches!(
             back.verify(512),
             Err(WireError::Checksum { offset: 3584 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_offset_whose_end_overflows_is_rejected() {
+        let mut buf = Vec::new();
+        let h = PacketHeader {
+            offset_in_block: u64::MAX - 10,
+            data_len: 100,
+            ..Default::default()
+        };
+        write_frame(&mut buf, &h).await.unwrap();
+        buf.extend_from_slice(&[0u8; 104]);
+        assert!(matches!(
+            read_packet(&mut buf.as_slice(), 512).await,
+            Err(WireError::InvalidPacket(_))
         ));
     }
 

@@ -411,6 +411,45 @@ async fn garbage_closes_only_its_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_offset_near_the_largest_u64_closes_only_its_connection() {
+    let node = Node::start().await;
+    let block = Block::new(5, 1, 0);
+    let (resp, mut r, mut w): (pb::WriteBlockResponse, _, _) =
+        request(&node, write_op(block, &[], pb::Stage::Create, 0)).await;
+    assert_eq!(resp.status, ok());
+    // offset + data_len overflows u64: the checksum count cannot even be computed.
+    let header = pb::PacketHeader {
+        seqno: 0,
+        offset_in_block: u64::MAX - 10,
+        data_len: 100,
+        last_packet: false,
+        sync: false,
+    };
+    write_frame(&mut w, &header).await.unwrap();
+    w.write_all(&[0u8; 104]).await.unwrap();
+    w.flush().await.unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(T, r.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing is acknowledged: {rest:?}");
+    // The replica holds nothing and the server goes on serving.
+    assert_eq!(node.ctx.storage.get(block.id).unwrap().bytes_on_disk, 0);
+    let rl = replica_len(&node, block).await;
+    assert_eq!((rl.status, rl.visible_length), (ok(), 0));
+    let other = Block::new(6, 1, 0);
+    let content = data(3000, 6);
+    let (resp, mut r, mut w): (pb::WriteBlockResponse, _, _) =
+        request(&node, write_op(other, &[], pb::Stage::Create, 0)).await;
+    assert_eq!(resp.status, ok());
+    let acks = stream(&mut r, &mut w, 0, &content, &[(0, 3000, false)], true).await;
+    assert!(acks.iter().all(|a| a.replies == vec![ok()]));
+    assert_eq!(read(&node, other, 0, 3000).await.1, content);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_packets_are_rejected_and_not_stored() {
     let node = Node::start().await;
     let block = Block::new(3, 1, 0);
