@@ -103,7 +103,7 @@ keys! {
     "dfs.datanode.max.transfer.threads" Int [1, U32] "4096" "Concurrent data-transfer connections per DataNode.";
     "dfs.fuse.attr-timeout" Duration "1s" "How long the kernel caches a mounted file's attributes.";
     "dfs.fuse.entry-timeout" Duration "1s" "How long the kernel caches a mounted directory entry.";
-    "dfs.fuse.threads" Int [1, 1024] "4" "Threads serving a mount's kernel requests.";
+    "dfs.fuse.threads" Int [1, 1024] "4" "Threads reading a mount's kernel requests (each request then runs as a task).";
     "dfs.fuse.read-ahead" Size [0, MAX_READ_AHEAD] "1M" "Read-ahead set on a mount after mounting (the kernel's default is 128K).";
 }
 

@@ -51,7 +51,7 @@ pub struct MountOptions {
     pub attr_timeout: Duration,
     /// How long the kernel may cache names (`dfs.fuse.entry-timeout`).
     pub entry_timeout: Duration,
-    /// Threads serving kernel requests, so one slow DataNode does not stall the mount.
+    /// Threads reading kernel requests; each request then runs as a task on the runtime.
     pub threads: usize,
     /// Read-ahead set on the mount's backing device after mounting (the kernel's default for a
     /// FUSE mount, 128 KiB, halves sequential reads).
