@@ -170,7 +170,12 @@ async fn send_replica(
                 ),
             })
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            // A local read error is the source replica's (or its volume's) problem.
+            ctx.storage
+                .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), &e);
+            Err(e)
+        }
     }
 }
 

@@ -120,7 +120,9 @@ impl Volume {
     }
 
     /// Checks that the volume still works: its directories exist and a file can be created,
-    /// written, fsynced and removed in `current/`.
+    /// written, fsynced and removed in `current/`. A full file system passes: it still reads,
+    /// deletes and takes writes once space is freed, so running out of room is not a failure
+    /// (the write that met it fails with a no-space status instead).
     pub fn probe(&self) -> io::Result<()> {
         for dir in [self.finalized(), self.rbw()] {
             if !fs::metadata(&dir)?.is_dir() {
@@ -131,16 +133,33 @@ impl Volume {
             }
         }
         let path = self.current().join(PROBE_FILE);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        f.write_all(b"probe")?;
-        f.sync_all()?;
-        drop(f);
-        fs::remove_file(&path)
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            f.write_all(b"probe")?;
+            f.sync_all()
+        };
+        match write() {
+            Ok(()) => fs::remove_file(&path),
+            Err(e) if is_no_space(&e) => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// Whether an I/O error means the file system (or the user's quota) is full, which says nothing
+/// about the health of the volume.
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Parses a VERSION file; returns the uuid.
