@@ -654,6 +654,37 @@ fn pending_replication_times_out_and_is_retried() {
 }
 
 #[test]
+fn a_big_copy_is_given_time_in_proportion_to_its_size() {
+    let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(1000));
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/big"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/big"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    let b = Block {
+        num_bytes: DEFAULT_BLOCK_SIZE,
+        ..lb.block
+    };
+    let holder = lb.locations[0].id.uuid.clone();
+    fx.received(&holder, b);
+    fx.st.complete(&p("/big"), "w", Some(b), 0, now).unwrap();
+    fx.st.set_replication(&root(), &p("/big"), 2).unwrap();
+    fx.st.replication_tick(fx.at(1));
+    assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
+    // A few-byte copy would be scheduled again by now; 128 MiB at a slow disk's pace may still
+    // be running.
+    fx.st.replication_tick(fx.at(20));
+    assert!(transfers(&fx.heartbeat(&holder, 20).unwrap()).is_empty());
+    fx.st.replication_tick(fx.at(60));
+    assert_eq!(transfers(&fx.heartbeat(&holder, 60).unwrap()).len(), 1);
+}
+
+#[test]
 fn over_replication_deletes_excess() {
     let mut fx = Fx::new();
     for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
