@@ -59,8 +59,8 @@ fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
         stop.store(true, Ordering::Relaxed);
         worker.join().unwrap();
         c.restart_namenode().unwrap();
-        c.wait_for_live_datanodes(3, Duration::from_secs(30))
-            .unwrap();
+        // Live DataNodes are not enough: the next round's mkdirs would fail in safe mode.
+        c.wait_for_safe_mode_off(Duration::from_secs(30)).unwrap();
 
         let client = c.client().unwrap();
         let acked = acked.lock().unwrap();
@@ -147,20 +147,35 @@ fn a_corrupt_replica_is_never_returned_and_gets_reported() {
         bytes[1000 + k * 100_000] ^= 0x5a;
         std::fs::write(path, bytes).unwrap();
     }
-    let mut reported = false;
+    // Safe mode holds the NameNode's healing off, so a reported replica stays listed as corrupt.
+    dfs_ok(&c, &["admin", "safemode", "enter"]);
+    let corrupt_listed = || {
+        fsck(&c, "/precious")["details"][0]["blocks"][0]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["corrupt"] == true)
+            .count()
+    };
+    let mut reported = 0;
     for _ in 0..30 {
         let back = read_all(&client, "/precious");
         assert!(back == content, "read returned corrupt data");
-        let r = fsck(&c, "/precious");
-        if r["corrupt_blocks"].as_u64().unwrap_or(0) > 0 {
-            reported = true;
+        reported = corrupt_listed();
+        if reported > 0 {
             break;
         }
     }
     assert!(
-        reported,
+        reported > 0,
         "no read met a corrupt replica in 30 tries, or none was reported"
     );
+    // A good replica is left, so the block is readable: the file is HEALTHY (as HDFS), with the
+    // corrupt replica listed and the block under-replicated until it is replaced.
+    let r = fsck(&c, "/precious");
+    assert_eq!(r["status"], "HEALTHY", "{r}");
+    assert_eq!(r["under_replicated_blocks"], 1, "{r}");
+    dfs_ok(&c, &["admin", "safemode", "leave"]);
 }
 
 #[test]

@@ -215,7 +215,9 @@ impl From<pb::GetStatsResponse> for ClusterStats {
     }
 }
 
-/// One replica of a block in an fsck report.
+/// One replica of a block in an fsck report, as the NameNode's replication monitor judges it.
+/// Replicas not yet finalized are not listed; `corrupt` covers replicas reported bad, of the
+/// wrong length, or left with an old generation stamp: none of them counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsckReplica {
     pub datanode: String,
@@ -233,6 +235,10 @@ pub struct FsckBlock {
     pub replicas: Vec<FsckReplica>,
 }
 
+/// Block states follow HDFS's fsck: a block is CORRUPT only when every replica left is corrupt
+/// (no read can succeed), MISSING when no live DataNode has it at all. A block with corrupt
+/// replicas but a good one left is readable: it lists the corrupt replicas and is
+/// under-replicated until the NameNode has replaced them.
 impl FsckBlock {
     /// Replicas that count: on live DataNodes, not corrupt, not being drained.
     pub fn good_replicas(&self) -> usize {
@@ -241,11 +247,18 @@ impl FsckBlock {
             .filter(|r| r.alive && !r.corrupt && !r.decommissioning)
             .count()
     }
+    /// Corrupt replicas on live DataNodes (waiting to be replaced, then deleted).
+    pub fn corrupt_replicas(&self) -> usize {
+        self.replicas
+            .iter()
+            .filter(|r| r.alive && r.corrupt)
+            .count()
+    }
     pub fn is_missing(&self) -> bool {
-        !self.replicas.iter().any(|r| r.alive && !r.corrupt)
+        !self.replicas.iter().any(|r| r.alive)
     }
     pub fn is_corrupt(&self) -> bool {
-        self.replicas.iter().any(|r| r.corrupt)
+        !self.is_missing() && !self.replicas.iter().any(|r| r.alive && !r.corrupt)
     }
     pub fn is_under_replicated(&self) -> bool {
         self.good_replicas() < self.expected_replication as usize
@@ -286,7 +299,12 @@ impl FsckReport {
     pub fn under_replicated_blocks(&self) -> usize {
         self.blocks().filter(|b| b.is_under_replicated()).count()
     }
-    /// HEALTHY when no block is missing or corrupt (under-replication heals by itself, as HDFS).
+    /// Corrupt replicas on live DataNodes, in every block of a closed file.
+    pub fn corrupt_replicas(&self) -> usize {
+        self.blocks().map(FsckBlock::corrupt_replicas).sum()
+    }
+    /// HEALTHY when no block is missing or corrupt, i.e. every block can be read (as HDFS:
+    /// under-replication and corrupt replicas beside a good one heal by themselves).
     pub fn is_healthy(&self) -> bool {
         self.missing_blocks() == 0 && self.corrupt_blocks() == 0
     }
@@ -358,4 +376,57 @@ pub enum SafeModeAction {
     Get,
     Enter,
     Leave,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(replicas: &[(bool, bool)]) -> FsckBlock {
+        FsckBlock {
+            block_id: 1,
+            generation_stamp: 1,
+            length: 10,
+            expected_replication: 3,
+            replicas: replicas
+                .iter()
+                .map(|&(alive, corrupt)| FsckReplica {
+                    datanode: "127.0.0.1:1".into(),
+                    alive,
+                    corrupt,
+                    decommissioning: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn report(blocks: Vec<FsckBlock>) -> FsckReport {
+        FsckReport {
+            files: vec![FsckFile {
+                path: "/f".into(),
+                length: 10,
+                replication: 3,
+                under_construction: false,
+                blocks,
+            }],
+            directories: 0,
+        }
+    }
+
+    #[test]
+    fn the_verdict_follows_hdfs() {
+        // A corrupt replica beside good ones: readable, listed, under-replicated, HEALTHY.
+        let r = report(vec![block(&[(true, false), (true, false), (true, true)])]);
+        assert_eq!((r.corrupt_blocks(), r.corrupt_replicas()), (0, 1));
+        assert_eq!(r.under_replicated_blocks(), 1);
+        assert!(r.is_healthy());
+        // Every live replica corrupt: CORRUPT (a dead DataNode's good copy cannot be read).
+        let r = report(vec![block(&[(true, true), (false, false)])]);
+        assert_eq!((r.corrupt_blocks(), r.missing_blocks()), (1, 0));
+        assert!(!r.is_healthy());
+        // Nothing live at all: MISSING.
+        let r = report(vec![block(&[(false, false)]), block(&[])]);
+        assert_eq!((r.corrupt_blocks(), r.missing_blocks()), (0, 2));
+        assert!(!r.is_healthy());
+    }
 }

@@ -88,7 +88,11 @@ impl FileWriter {
                 Err(e) => {
                     let reason =
                         format!("could not reopen the last block for append: {}", e.reason);
-                    return Err(w.fail(reason));
+                    return Err(w.fail(Failure {
+                        reason,
+                        bad: None,
+                        no_space: e.no_space,
+                    }));
                 }
             }
         }
@@ -115,7 +119,7 @@ impl FileWriter {
         while !data.is_empty() {
             if self.block.is_none() {
                 if let Err(e) = self.open_block().await {
-                    self.fail(e.to_string());
+                    self.fail(Failure::from(e.to_string()));
                     return Err(e);
                 }
             }
@@ -176,7 +180,7 @@ impl FileWriter {
                 self.inner.writer_closed();
             }
             Err(e) => {
-                self.fail(e.to_string());
+                self.fail(Failure::from(e.to_string()));
             }
         }
         result
@@ -222,16 +226,24 @@ impl FileWriter {
         }
     }
 
-    /// Marks the writer failed (every later call errors) and returns the error to report.
-    fn fail(&mut self, reason: String) -> Error {
+    /// Marks the writer failed (every later call errors) and returns the error to report:
+    /// `NoSpace` when the DataNodes ran out of room, so the caller learns that the cluster is
+    /// full rather than that a pipeline broke.
+    fn fail(&mut self, f: Failure) -> Error {
         if self.state == State::Open {
             self.inner.writer_closed();
         }
-        self.state = State::Failed(reason.clone());
+        self.state = State::Failed(f.reason.clone());
         self.block = None;
+        if f.no_space {
+            return Error::NoSpace(format!(
+                "no space left: write to {} failed: {}",
+                self.path, f.reason
+            ));
+        }
         Error::Pipeline {
             path: self.path.clone(),
-            reason,
+            reason: f.reason,
         }
     }
 
@@ -246,8 +258,8 @@ impl FileWriter {
         let Some(b) = self.block.as_mut() else {
             return Ok(());
         };
-        if let Err(reason) = b.wait_all_acked().await {
-            return Err(self.fail(reason));
+        if let Err(f) = b.wait_all_acked().await {
+            return Err(self.fail(f));
         }
         Ok(())
     }
@@ -259,8 +271,8 @@ impl FileWriter {
         };
         let data = self.buf.split().freeze();
         let packet = Packet::new(0, b.sent, data, self.inner.cfg.bytes_per_checksum, sync);
-        if let Err(reason) = b.send(packet).await {
-            return Err(self.fail(reason));
+        if let Err(f) = b.send(packet).await {
+            return Err(self.fail(f));
         }
         Ok(())
     }
@@ -274,14 +286,16 @@ impl FileWriter {
                 self.previous = Some(block);
                 Ok(())
             }
-            Err(reason) => Err(self.fail(reason)),
+            Err(f) => Err(self.fail(f)),
         }
     }
 
     /// Asks the NameNode for the next block and sets up its pipeline; a DataNode that cannot be
-    /// reached is excluded and the block abandoned and re-requested (up to 3 times).
+    /// reached is excluded and the block abandoned and re-requested (up to 3 times). When the
+    /// DataNodes that refused for lack of space were the last ones left, the error is `NoSpace`.
     async fn open_block(&mut self) -> Result<()> {
         let mut exclude: Vec<String> = Vec::new();
+        let mut full: Vec<String> = Vec::new();
         let mut last_error = String::new();
         for _ in 0..4 {
             let req = pb::AddBlockRequest {
@@ -292,9 +306,18 @@ impl FileWriter {
                 file_id: self.file_id,
                 client_host: self.inner.client_host.clone(),
             };
-            let lb = call!(self.inner.nn, add_block, req)?
-                .block
-                .ok_or_else(|| Error::Namenode("AddBlock returned no block".into()))?;
+            let lb = match call!(self.inner.nn, add_block, req) {
+                Ok(r) => r
+                    .block
+                    .ok_or_else(|| Error::Namenode("AddBlock returned no block".into()))?,
+                Err(Error::NoLiveDatanodes(m)) if !full.is_empty() => {
+                    return Err(Error::NoSpace(format!(
+                        "no space left: DataNode(s) {} refused a new block for lack of space, and {m}",
+                        full.join(", ")
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
             match BlockStream::setup(&self.inner, &self.path, &lb, pb::Stage::Create, 0).await {
                 Ok(s) => {
                     self.block = Some(s);
@@ -309,14 +332,21 @@ impl FileWriter {
                         file_id: self.file_id,
                     };
                     call!(self.inner.nn, abandon_block, abandon)?;
+                    if e.no_space {
+                        full.push(e.bad_addr);
+                    }
                     exclude.push(e.bad_uuid);
                     last_error = e.reason;
                 }
             }
         }
+        let reason = format!("no pipeline could be set up: {last_error}");
+        if !full.is_empty() {
+            return Err(Error::NoSpace(format!("no space left: {reason}")));
+        }
         Err(Error::Pipeline {
             path: self.path.clone(),
-            reason: format!("no pipeline could be set up: {last_error}"),
+            reason,
         })
     }
 }
@@ -336,6 +366,8 @@ struct SetupError {
     bad_addr: String,
     /// Index of the DataNode to blame in the pipeline.
     bad: usize,
+    /// The DataNode refused for lack of space.
+    no_space: bool,
 }
 
 /// Why a running pipeline failed; `bad` is the index of the DataNode to blame, when known.
@@ -343,14 +375,31 @@ struct SetupError {
 struct Failure {
     reason: String,
     bad: Option<usize>,
+    /// The failing DataNode ran out of space.
+    no_space: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure {
+            reason,
+            bad: None,
+            no_space: false,
+        }
+    }
 }
 
 /// One block's pipeline: the connection to its first DataNode and the ack task.
 struct BlockStream {
     inner: Arc<ClientInner>,
     path: String,
+    /// The block as the NameNode knows it (its stamp moves only with UpdatePipeline).
     block: pb::ExtendedBlock,
     nodes: Vec<pb::DatanodeId>,
+    /// The generation stamp each node's replica has, parallel to `nodes`. A RECOVERY set-up that
+    /// fails part-way leaves the nodes before the failure on a stamp the NameNode never
+    /// recorded, and a survivor asked to copy its replica must be named by the stamp it has.
+    stamps: Vec<u64>,
     /// DataNodes the pipeline started with: recovery looks for replacements up to this many.
     width: usize,
     /// DataNodes dropped from this pipeline (uuids), never asked back.
@@ -361,7 +410,8 @@ struct BlockStream {
     /// packets reach the wire in seqno order whoever sends them.
     tx: Arc<tokio::sync::Mutex<Tx>>,
     acks: Arc<Acks>,
-    ack_task: JoinHandle<()>,
+    /// `None` once it ended and was awaited (a finished `JoinHandle` must not be polled again).
+    ack_task: Option<JoinHandle<()>>,
     keepalive: JoinHandle<()>,
     timeout: Duration,
     max_in_flight: usize,
@@ -471,11 +521,12 @@ impl BlockStream {
             timeout: ack_timeout(inner.cfg.socket_timeout, nodes.len()),
             width: nodes.len(),
             dropped: Vec::new(),
+            stamps: vec![block.generation_stamp; nodes.len()],
             nodes,
             sent: min_bytes_rcvd,
             tx,
             acks,
-            ack_task,
+            ack_task: Some(ack_task),
             keepalive,
             max_in_flight: inner.cfg.max_packets_in_flight.max(1),
         })
@@ -487,7 +538,7 @@ impl BlockStream {
 
     /// Queues and sends one packet, first waiting for room in the window; recovers the pipeline
     /// on failure (which resends the packet with the others unacknowledged).
-    async fn send(&mut self, packet: Packet) -> std::result::Result<(), String> {
+    async fn send(&mut self, packet: Packet) -> std::result::Result<(), Failure> {
         let max = self.max_in_flight;
         while let Err(f) = self.wait_until(|s| s.unacked.len() < max).await {
             self.recover(f).await?;
@@ -509,14 +560,32 @@ impl BlockStream {
     /// After a failed send, lets the ack task say which DataNode failed (an intermediate one
     /// reports its downstream in the ack); without that, blames the first.
     async fn diagnose(&mut self, reason: String) -> Failure {
-        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.ack_task).await;
+        if let Some(task) = self.ack_task.as_mut() {
+            if tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_ok()
+            {
+                self.ack_task = None;
+            }
+        }
         self.state().error.clone().unwrap_or(Failure {
             reason,
             bad: Some(0),
+            no_space: false,
         })
     }
 
-    async fn wait_all_acked(&mut self) -> std::result::Result<(), String> {
+    /// Stops the ack task and waits until it has: only then do the unacknowledged packets stop
+    /// changing. Reading them while an aborted task may still pop a late ack would resend from
+    /// beyond the length the DataNodes are truncated to.
+    async fn stop_acks(&mut self) {
+        if let Some(task) = self.ack_task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn wait_all_acked(&mut self) -> std::result::Result<(), Failure> {
         while let Err(f) = self.wait_until(|s| s.unacked.is_empty()).await {
             self.recover(f).await?;
         }
@@ -543,26 +612,30 @@ impl BlockStream {
                 }
             }
             if tokio::time::timeout(self.timeout, notified).await.is_err() {
-                return Err(Failure {
-                    reason: format!("no ack from the pipeline for {:?}", self.timeout),
-                    bad: None,
-                });
+                return Err(Failure::from(format!(
+                    "no ack from the pipeline for {:?}",
+                    self.timeout
+                )));
             }
         }
     }
 
     /// Rebuilds the pipeline without the failed DataNode (see the module docs); errors only
     /// when no DataNode is left or the NameNode refuses.
-    async fn recover(&mut self, mut failure: Failure) -> std::result::Result<(), String> {
+    async fn recover(&mut self, mut failure: Failure) -> std::result::Result<(), Failure> {
+        let all_failed = |f: &Failure| Failure {
+            reason: format!("every DataNode of the pipeline failed; last: {}", f.reason),
+            bad: None,
+            no_space: f.no_space,
+        };
+        let nn_err = |e: Error| Failure::from(format!("pipeline recovery: {e}"));
         loop {
             if self.nodes.is_empty() {
-                return Err(format!(
-                    "every DataNode of the pipeline failed; last: {}",
-                    failure.reason
-                ));
+                return Err(all_failed(&failure));
             }
             let bad = failure.bad.unwrap_or(0).min(self.nodes.len() - 1);
             let lost = self.nodes.remove(bad);
+            self.stamps.remove(bad);
             tracing::warn!(
                 path = %self.path,
                 block = self.block.block_id,
@@ -573,19 +646,15 @@ impl BlockStream {
             );
             self.dropped.push(lost.uuid.clone());
             if self.nodes.is_empty() {
-                return Err(format!(
-                    "every DataNode of the pipeline failed; last: {}",
-                    failure.reason
-                ));
+                return Err(all_failed(&failure));
             }
-            self.ack_task.abort();
+            self.stop_acks().await;
             let acked = self
                 .state()
                 .unacked
                 .front()
                 .map_or(self.sent, |p| p.header.offset_in_block);
             self.add_replacement(acked).await;
-            let nn_err = |e: Error| format!("pipeline recovery: {e}");
             let req = pb::UpdateBlockForPipelineRequest {
                 block: Some(self.block),
                 client_name: self.inner.client_name.clone(),
@@ -596,7 +665,11 @@ impl BlockStream {
                 .block
                 .and_then(|b| b.block)
                 .map(|b| b.generation_stamp)
-                .ok_or("pipeline recovery: the NameNode returned no generation stamp")?;
+                .ok_or_else(|| {
+                    Failure::from(
+                        "pipeline recovery: the NameNode returned no generation stamp".to_string(),
+                    )
+                })?;
             new_block.num_bytes = acked;
             let conn = match connect(
                 &self.inner,
@@ -609,13 +682,19 @@ impl BlockStream {
             {
                 Ok(c) => c,
                 Err(e) => {
+                    // The DataNodes before the one that failed reopened their replicas with
+                    // the new stamp already.
+                    let reopened = e.bad.min(self.stamps.len());
+                    self.stamps[..reopened].fill(new_block.generation_stamp);
                     failure = Failure {
                         reason: e.reason,
                         bad: Some(e.bad),
+                        no_space: e.no_space,
                     };
                     continue;
                 }
             };
+            self.stamps.fill(new_block.generation_stamp);
             let mut old_block = self.block;
             old_block.num_bytes = acked;
             let req = pb::UpdatePipelineRequest {
@@ -636,11 +715,11 @@ impl BlockStream {
                 s.error = None;
                 s.unacked.iter().cloned().collect()
             };
-            self.ack_task = tokio::spawn(read_acks(
+            self.ack_task = Some(tokio::spawn(read_acks(
                 conn.reader,
                 self.acks.clone(),
                 self.nodes.clone(),
-            ));
+            )));
             let resent = tx.write(&resend, self.timeout).await;
             drop(tx);
             match resent {
@@ -677,8 +756,10 @@ impl BlockStream {
         }) else {
             return;
         };
+        // The copy carries the source's stamp, which the replacement then has too.
+        let mut block = self.block;
+        block.generation_stamp = self.stamps[0];
         if acked > 0 {
-            let mut block = self.block;
             block.num_bytes = acked;
             let op = Op::TransferReplica(pb::TransferReplicaOp {
                 block: Some(block),
@@ -698,10 +779,11 @@ impl BlockStream {
         }
         tracing::info!(path = %self.path, block = self.block.block_id, "replacement DataNode {} joins the pipeline", datanode::addr(&new));
         self.nodes.push(new);
+        self.stamps.push(block.generation_stamp);
     }
 
     /// Ends the block: the empty last packet, then every ack. Returns the finished block.
-    async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, String> {
+    async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, Failure> {
         let last = Packet::last(0, self.sent, false);
         self.send(last).await?;
         self.wait_all_acked().await?;
@@ -713,7 +795,9 @@ impl BlockStream {
 
 impl Drop for BlockStream {
     fn drop(&mut self) {
-        self.ack_task.abort();
+        if let Some(task) = &self.ack_task {
+            task.abort();
+        }
         self.keepalive.abort();
     }
 }
@@ -768,13 +852,15 @@ async fn connect(
             bad_uuid: String::new(),
             bad_addr: String::new(),
             bad: 0,
+            no_space: false,
         });
     };
-    let blame = |i: usize, reason: String| SetupError {
+    let blame = |i: usize, reason: String, no_space: bool| SetupError {
         reason,
         bad_uuid: nodes[i].uuid.clone(),
         bad_addr: datanode::addr(&nodes[i]),
         bad: i,
+        no_space,
     };
     let op = Op::WriteBlock(pb::WriteBlockOp {
         block: Some(*block),
@@ -786,7 +872,7 @@ async fn connect(
     });
     let (conn, reply) = Conn::open::<pb::WriteBlockResponse>(first, op, inner.cfg.socket_timeout)
         .await
-        .map_err(|e| blame(0, format!("DataNode {}: {e}", datanode::addr(first))))?;
+        .map_err(|e| blame(0, format!("DataNode {}: {e}", datanode::addr(first)), false))?;
     if let Err(reason) = datanode::check(reply.status, &reply.message, first) {
         let bad = nodes
             .iter()
@@ -794,7 +880,8 @@ async fn connect(
                 !reply.first_bad_link.is_empty() && datanode::addr(n) == reply.first_bad_link
             })
             .unwrap_or(0);
-        return Err(blame(bad, reason));
+        let no_space = reply.status == pb::Status::ErrorNoSpace as i32;
+        return Err(blame(bad, reason, no_space));
     }
     Ok(conn)
 }
@@ -810,35 +897,16 @@ async fn read_acks(
         let result = read_frame::<_, pb::PipelineAck>(&mut reader).await;
         let mut s = acks.state.lock().expect("ack state poisoned");
         let outcome = match result {
-            Err(e) => Err(Failure {
-                reason: format!("pipeline connection to {} failed: {e}", addr_list(&nodes)),
-                bad: None,
-            }),
+            Err(e) => Err(Failure::from(format!(
+                "pipeline connection to {} failed: {e}",
+                addr_list(&nodes)
+            ))),
             Ok(ack) => match s.unacked.front() {
-                Some(p) if p.header.seqno == ack.seqno => {
-                    match ack
-                        .replies
-                        .iter()
-                        .position(|r| *r != pb::Status::Success as i32)
-                    {
-                        Some(i) => Err(Failure {
-                            reason: format!(
-                                "DataNode {} failed packet {}: {} {}",
-                                nodes.get(i).map(datanode::addr).unwrap_or_default(),
-                                ack.seqno,
-                                pb::Status::try_from(ack.replies[i])
-                                    .map_or("UNKNOWN", |s| s.as_str_name()),
-                                ack.message
-                            ),
-                            bad: Some(i),
-                        }),
-                        None => Ok(p.header.last_packet),
-                    }
-                }
-                _ => Err(Failure {
-                    reason: format!("unexpected ack for packet {} from the pipeline", ack.seqno),
-                    bad: None,
-                }),
+                Some(p) if p.header.seqno == ack.seqno => judge_ack(&ack, &nodes, p),
+                _ => Err(Failure::from(format!(
+                    "unexpected ack for packet {} from the pipeline",
+                    ack.seqno
+                ))),
             },
         };
         let done = match outcome {
@@ -859,10 +927,90 @@ async fn read_acks(
     }
 }
 
+/// An ack for the oldest unacknowledged packet `p`: `Ok(whether p was the block's last)` when
+/// every DataNode of the pipeline succeeded, else the failure naming the first one that did not.
+/// Each DataNode appends its downstream's replies to its own, so a full ack has one reply per
+/// DataNode; a shorter one means the DataNodes past its end never confirmed the packet.
+fn judge_ack(
+    ack: &pb::PipelineAck,
+    nodes: &[pb::DatanodeId],
+    p: &Packet,
+) -> std::result::Result<bool, Failure> {
+    let name = |i: usize| nodes.get(i).map(datanode::addr).unwrap_or_default();
+    if let Some(i) = ack
+        .replies
+        .iter()
+        .position(|r| *r != pb::Status::Success as i32)
+    {
+        return Err(Failure {
+            reason: format!(
+                "DataNode {} failed packet {}: {} {}",
+                name(i),
+                ack.seqno,
+                pb::Status::try_from(ack.replies[i]).map_or("UNKNOWN", |s| s.as_str_name()),
+                ack.message
+            ),
+            bad: Some(i),
+            no_space: ack.replies[i] == pb::Status::ErrorNoSpace as i32,
+        });
+    }
+    if ack.replies.len() < nodes.len() {
+        let i = ack.replies.len();
+        return Err(Failure {
+            reason: format!(
+                "DataNode {} did not confirm packet {}: the ack has {} of {} replies",
+                name(i),
+                ack.seqno,
+                ack.replies.len(),
+                nodes.len()
+            ),
+            bad: Some(i),
+            no_space: false,
+        });
+    }
+    Ok(p.header.last_packet)
+}
+
 fn addr_list(nodes: &[pb::DatanodeId]) -> String {
     nodes
         .iter()
         .map(datanode::addr)
         .collect::<Vec<_>>()
         .join(" → ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(port: u32) -> pb::DatanodeId {
+        pb::DatanodeId {
+            uuid: format!("dn{port}"),
+            host: "127.0.0.1".into(),
+            xfer_port: port,
+        }
+    }
+
+    fn ack(replies: &[pb::Status]) -> pb::PipelineAck {
+        pb::PipelineAck {
+            seqno: 0,
+            replies: replies.iter().map(|s| *s as i32).collect(),
+            message: "downstream trouble".into(),
+        }
+    }
+
+    #[test]
+    fn an_ack_must_answer_for_every_datanode() {
+        use pb::Status::{ErrorNoSpace, Success};
+        let nodes = [node(1), node(2), node(3)];
+        let p = Packet::last(0, 0, false);
+        assert!(judge_ack(&ack(&[Success; 3]), &nodes, &p).unwrap());
+        // A reply missing: the first DataNode that did not answer is to blame.
+        let f = judge_ack(&ack(&[Success; 2]), &nodes, &p).unwrap_err();
+        assert_eq!(f.bad, Some(2));
+        assert!(f.reason.contains("127.0.0.1:3"), "{}", f.reason);
+        // A DataNode out of space is named and recognizable.
+        let f = judge_ack(&ack(&[Success, ErrorNoSpace]), &nodes, &p).unwrap_err();
+        assert_eq!((f.bad, f.no_space), (Some(1), true));
+    }
 }

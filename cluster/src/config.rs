@@ -71,7 +71,7 @@ keys! {
     "dfs.datanode.data.dir" Text "./dfs-data/datanode" "DataNode volume directories, comma-separated.";
     "dfs.datanode.address" Text "127.0.0.1:9866" "DataNode data-transfer address.";
     "dfs.datanode.hostname" Text "" "Host a DataNode advertises to clients (empty: its listening IP).";
-    "dfs.blocksize" Size [1, u64::MAX] "128M" "Block size of new files.";
+    "dfs.blocksize" Size [1, u64::MAX] "128M" "Block size of new files; a DataNode puts a new replica only on a volume with room for a block this big.";
     "dfs.replication" Int [1, U32] "3" "Replication of new files.";
     "dfs.bytes-per-checksum" Size [1, MAX_BPC] "512" "Bytes covered by each CRC32C.";
     "dfs.heartbeat.interval" Duration "3s" "DataNode heartbeat interval.";
@@ -264,6 +264,7 @@ impl Config {
             scan_period: self.duration("dfs.datanode.scan.period"),
             scan_bytes_per_sec: self.size("dfs.block.scanner.volume.bytes.per.second"),
             du_reserved: self.size("dfs.datanode.du.reserved"),
+            block_size: self.size("dfs.blocksize"),
             max_transfer_threads: self.int_u32("dfs.datanode.max.transfer.threads") as usize,
         }
     }

@@ -380,6 +380,27 @@ impl MiniCluster {
         }
     }
 
+    /// Waits until the NameNode is out of safe mode and takes mutations. After a restart it
+    /// waits for block reports first, so live DataNodes alone do not mean it is writable.
+    pub fn wait_for_safe_mode_off(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let on = self
+                .client()
+                .and_then(|c| Ok(c.block_on(c.as_async().stats())?.safe_mode));
+            match on {
+                Ok(false) => return Ok(()),
+                Ok(true) if Instant::now() > deadline => {
+                    bail!("the NameNode is still in safe mode after {timeout:?}")
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context("waiting for safe mode to end"))
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     pub fn kill_namenode(&mut self) {
         self.namenode.kill();
     }

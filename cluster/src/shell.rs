@@ -1015,6 +1015,7 @@ fn fsck_json(path: &str, r: &FsckReport) -> serde_json::Value {
         "total_blocks": r.total_blocks(),
         "missing_blocks": r.missing_blocks(),
         "corrupt_blocks": r.corrupt_blocks(),
+        "corrupt_replicas": r.corrupt_replicas(),
         "under_replicated_blocks": r.under_replicated_blocks(),
         "details": r.files.iter().map(|f| json!({
             "path": f.path, "length": f.length, "replication": f.replication,
@@ -1093,6 +1094,7 @@ fn print_fsck(path: &str, r: &FsckReport) -> Result<()> {
     outln!("Total blocks:\t{}", r.total_blocks());
     outln!("Under-replicated blocks:\t{}", r.under_replicated_blocks());
     outln!("Corrupt blocks:\t{}", r.corrupt_blocks());
+    outln!("Corrupt replicas:\t{}", r.corrupt_replicas());
     outln!("Missing blocks:\t{}", r.missing_blocks());
     outln!();
     outln!(

@@ -170,7 +170,12 @@ async fn send_replica(
                 ),
             })
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            // A local read error is the source replica's (or its volume's) problem.
+            ctx.storage
+                .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), &e);
+            Err(e)
+        }
     }
 }
 
@@ -218,6 +223,13 @@ async fn recover_on(
     .await?;
     let resp: pb::RecoverReplicaResponse =
         read_reply(&mut rd, t, "waiting for a recovery reply").await?;
+    if resp.status == pb::Status::ErrorNotFound as i32 {
+        return Err(Error::NotFound(format!(
+            "{}: {}",
+            peer.addr(),
+            resp.message
+        )));
+    }
     if resp.status != pb::Status::Success as i32 {
         return Err(Error::Peer {
             peer: peer.addr(),
@@ -230,6 +242,8 @@ async fn recover_on(
 /// Lease recovery as the primary: every replica reports its verified length; those with the
 /// newest generation stamp (not older than the NameNode's) agree on the minimum, truncate to it,
 /// take the new stamp and finalize; then the NameNode is told with CommitBlockSynchronization.
+/// When every DataNode answers that it has no replica at all, the block was never written
+/// anywhere, and the NameNode is told to drop it.
 pub(crate) async fn recover_block(
     ctx: &Arc<XferContext>,
     me: &Peer,
@@ -250,14 +264,33 @@ pub(crate) async fn recover_block(
         .filter_map(|d| Peer::try_from(d).ok())
         .collect();
     let mut found = Vec::new();
+    let mut absent = 0;
     for p in &peers {
         match recover_on(ctx, me, p, block, 0, None, t).await {
             Ok((len, gs)) if gs >= block.gs => found.push((p, len, gs)),
             Ok((_, gs)) => {
                 info!(%block, replica = %p.addr(), "stale replica (stamp {}) left out", gs.0)
             }
+            Err(Error::NotFound(m)) => {
+                info!(%block, replica = %p.addr(), "no replica: {m}");
+                absent += 1;
+            }
             Err(e) => warn!(%block, replica = %p.addr(), "replica did not answer recovery: {e}"),
         }
+    }
+    if !peers.is_empty() && absent == peers.len() {
+        client
+            .commit_block_synchronization(pb::CommitBlockSynchronizationRequest {
+                block: Some(block.into()),
+                new_generation_stamp: new_gs,
+                new_length: 0,
+                close_file: true,
+                delete_block: true,
+                new_targets: Vec::new(),
+            })
+            .await?;
+        info!(%block, "lease recovery: no DataNode has the block; the NameNode drops it");
+        return Ok(());
     }
     let Some(newest) = found.iter().map(|f| f.2).max() else {
         return Err(Error::NotFound(format!(

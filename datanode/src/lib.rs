@@ -73,6 +73,9 @@ pub struct Config {
     pub scan_bytes_per_sec: u64,
     /// Bytes per volume kept free for non-dfs use (dfs.datanode.du.reserved), 0.
     pub du_reserved: u64,
+    /// The default block size (dfs.blocksize), 128 MiB: a new replica goes only to a volume with
+    /// room for a block this big, since a write request does not say how big it will grow.
+    pub block_size: u64,
     /// Concurrent data-transfer connections (dfs.datanode.max.transfer.threads), 4096.
     pub max_transfer_threads: usize,
 }
@@ -89,6 +92,7 @@ impl Default for Config {
             scan_period: Duration::from_secs(504 * 3600),
             scan_bytes_per_sec: 8 << 20,
             du_reserved: 0,
+            block_size: 128 << 20,
             max_transfer_threads: 4096,
         }
     }
@@ -123,9 +127,11 @@ pub async fn run(
 ) -> Result<()> {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let volumes = config.volumes.clone();
-    let reserved = config.du_reserved;
-    let storage =
-        tokio::task::spawn_blocking(move || Storage::open(&volumes, reserved, events_tx)).await??;
+    let (reserved, block_size) = (config.du_reserved, config.block_size);
+    let storage = tokio::task::spawn_blocking(move || {
+        Storage::open_sized(&volumes, reserved, block_size, events_tx)
+    })
+    .await??;
     let local = xfer
         .local_addr()
         .map_err(Error::io("read the listener's address"))?;

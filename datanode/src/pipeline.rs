@@ -132,7 +132,7 @@ pub(crate) async fn write_block(
                 warn!(block = %req.block, downstream = %first.addr(), "pipeline set-up failed: {e}");
                 writer.abandon();
                 let resp = refuse(
-                    pb::Status::Error,
+                    wire_status(&e),
                     format!("downstream {bad_link}: {e}"),
                     bad_link,
                 );
@@ -178,7 +178,8 @@ impl Drop for AbortOnDrop {
 }
 
 /// Connects to the first target and forwards the request with the rest. On failure returns the
-/// `first_bad_link` to report upstream.
+/// `first_bad_link` to report upstream, with an error that keeps a downstream no-space refusal
+/// recognizable (the writer tells a full cluster from a broken one by it).
 async fn connect_downstream(
     op: &pb::WriteBlockOp,
     req: &WriteRequest,
@@ -217,13 +218,15 @@ async fn connect_downstream(
         } else {
             resp.first_bad_link.clone()
         };
-        return Err((
-            link,
+        let e = if resp.status == pb::Status::ErrorNoSpace as i32 {
+            Error::NoSpace(format!("{addr}: {}", resp.message))
+        } else {
             Error::Peer {
                 peer: addr,
                 message: resp.message,
-            },
-        ));
+            }
+        };
+        return Err((link, e));
     }
     Ok((r, w))
 }

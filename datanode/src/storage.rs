@@ -34,9 +34,6 @@ use crate::types::{Block, BlockId, GenerationStamp, ReplicaEvent, ReplicaState};
 use crate::volume::{self, Space, Volume};
 use crate::{Error, Result};
 
-/// A volume with less free space than this takes no new replicas.
-pub(crate) const MIN_FREE_FOR_NEW_REPLICA: u64 = 1 << 20;
-
 /// Locks a mutex, ignoring poisoning: every critical section leaves its data consistent before any
 /// operation that could panic, and a panicking connection must not take the store down with it.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -48,6 +45,10 @@ pub(crate) struct Storage {
     uuid: String,
     volumes: Vec<Volume>,
     du_reserved: u64,
+    /// The block size a new replica must have room for on its volume (dfs.blocksize). A write
+    /// request does not say how big its block may grow, so, as HDFS, the DataNode plans for the
+    /// configured default.
+    block_size: u64,
     state: Mutex<State>,
     events: mpsc::UnboundedSender<ReplicaEvent>,
     next_token: AtomicU64,
@@ -124,13 +125,25 @@ pub(crate) enum Verification {
 }
 
 impl Storage {
-    /// Opens (creating if needed) every volume, checks they belong to one DataNode, and loads every
-    /// replica on them. Blocking: call from `spawn_blocking` in async code. A volume that cannot be
-    /// opened or scanned is failed (logged); none usable is an error, and so is a volume that
-    /// belongs to another DataNode.
+    /// [`Storage::open_sized`] planning for HDFS's default 128 MiB blocks.
+    #[cfg(test)]
     pub fn open(
         roots: &[PathBuf],
         du_reserved: u64,
+        events: mpsc::UnboundedSender<ReplicaEvent>,
+    ) -> Result<Arc<Storage>> {
+        Self::open_sized(roots, du_reserved, 128 << 20, events)
+    }
+
+    /// Opens (creating if needed) every volume, checks they belong to one DataNode, and loads every
+    /// replica on them. Blocking: call from `spawn_blocking` in async code. A volume that cannot be
+    /// opened or scanned is failed (logged); none usable is an error, and so is a volume that
+    /// belongs to another DataNode. New replicas go only to volumes with room for a
+    /// `block_size`-byte block.
+    pub fn open_sized(
+        roots: &[PathBuf],
+        du_reserved: u64,
+        block_size: u64,
         events: mpsc::UnboundedSender<ReplicaEvent>,
     ) -> Result<Arc<Storage>> {
         if roots.is_empty() {
@@ -243,6 +256,7 @@ impl Storage {
             uuid,
             volumes,
             du_reserved,
+            block_size,
             state: Mutex::new(State {
                 replicas,
                 failed,
@@ -312,13 +326,13 @@ impl Storage {
             st.replicas.remove(&block.id);
             delete_files(&self.volumes[g.volume], block.id, g.gs, g.state);
         }
-        let v = self.choose_volume(&mut st)?;
+        let v = self.choose_volume(&mut st, bpc)?;
         let token = self.token();
         let files = match self.create_files(v, block, bpc) {
             Ok(f) => f,
             Err(e) => {
                 drop(st);
-                self.handle_io_error(v, &e);
+                self.handle_io_error(v, None, &e);
                 return Err(e);
             }
         };
@@ -414,9 +428,10 @@ impl Storage {
             g.visible = g.bytes_on_disk;
             Ok(())
         });
+        let gs = g.gs;
         drop(g);
         if let Err(e) = &res {
-            self.handle_io_error(v, e);
+            self.handle_io_error(v, Some((r.id, gs)), e);
         }
         res?;
         Ok(RbwWriter {
@@ -470,9 +485,10 @@ impl Storage {
             g.writer = Some(token);
             Ok(())
         });
+        let gs = g.gs;
         drop(g);
         if let Err(e) = &res {
-            self.handle_io_error(v, e);
+            self.handle_io_error(v, Some((r.id, gs)), e);
         }
         res?;
         Ok(RbwWriter {
@@ -601,7 +617,7 @@ impl Storage {
         match res {
             Ok((d, m)) => Ok((view, d, m)),
             Err(e) => {
-                self.handle_io_error(v, &e);
+                self.handle_io_error(v, Some((id, view.block.gs)), &e);
                 Err(e)
             }
         }
@@ -635,7 +651,7 @@ impl Storage {
             Ok(v) => Ok((v, len)),
             Err(e) => {
                 let e = Error::io(format!("verify {id}"))(e);
-                self.handle_io_error(view.volume, &e);
+                self.handle_io_error(view.volume, Some((id, view.block.gs)), &e);
                 Err(e)
             }
         }
@@ -666,7 +682,9 @@ impl Storage {
             .collect()
     }
 
-    /// Capacity, usage and volume counts.
+    /// Capacity, usage and volume counts. `remaining` counts only volumes with room for a new
+    /// replica: the space left on a volume too full to take a block is of no use for placing
+    /// one, and the NameNode places blocks by this number.
     pub fn totals(&self) -> StorageTotals {
         let (failed, replicas) = {
             let st = lock(&self.state);
@@ -685,6 +703,7 @@ impl Storage {
             let g = lock(&r.inner);
             t.dfs_used += g.bytes_on_disk + meta::meta_len(g.bytes_on_disk, g.bpc);
         }
+        let room = self.room_for_new_replica(checksum::DEFAULT_BYTES_PER_CHECKSUM);
         for (i, v) in self.volumes.iter().enumerate() {
             if failed[i] {
                 continue;
@@ -695,7 +714,9 @@ impl Storage {
             }) = v.space(self.du_reserved)
             {
                 t.capacity += capacity;
-                t.remaining += remaining;
+                if remaining >= room {
+                    t.remaining += remaining;
+                }
             }
         }
         t
@@ -713,26 +734,36 @@ impl Storage {
     /// Deletes the replica if its generation stamp is `block`'s or older (a newer one was written
     /// after the NameNode decided, and is kept). Returns whether it was deleted.
     pub fn delete(&self, block: Block) -> bool {
-        let mut st = lock(&self.state);
+        let st = lock(&self.state);
         let Some(r) = st.replicas.get(&block.id).cloned() else {
             return false;
         };
-        let mut g = lock(&r.inner);
+        let g = lock(&r.inner);
         if g.gs > block.gs {
             warn!(block = %block.id, "not deleting: replica has newer generation stamp {}", g.gs.0);
             return false;
         }
-        st.replicas.remove(&block.id);
+        let gone = self.remove_replica(st, block.id, g);
+        info!(block = %gone, "deleted replica");
+        self.emit(ReplicaEvent::Deleted(gone));
+        true
+    }
+
+    /// Takes a replica out of the map, cuts off its writer and removes its files; returns what it
+    /// was, for the deleted report. Both locks are passed in, taken in the lock order.
+    fn remove_replica(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        id: BlockId,
+        mut g: MutexGuard<'_, ReplicaInner>,
+    ) -> Block {
+        st.replicas.remove(&id);
         drop(st);
         g.removed = true;
         g.files = None;
         g.writer = None;
-        delete_files(&self.volumes[g.volume], block.id, g.gs, g.state);
-        let gone = view(block.id, &g).block;
-        drop(g);
-        info!(block = %gone, "deleted replica");
-        self.emit(ReplicaEvent::Deleted(gone));
-        true
+        delete_files(&self.volumes[g.volume], id, g.gs, g.state);
+        view(id, &g).block
     }
 
     /// Lease recovery, first step: cuts off any writer and returns the length of the longest
@@ -761,7 +792,7 @@ impl Storage {
         match res {
             Ok(len) => Ok((len, gs)),
             Err(e) => {
-                self.handle_io_error(v, &e);
+                self.handle_io_error(v, Some((r.id, gs)), &e);
                 Err(e)
             }
         }
@@ -804,9 +835,10 @@ impl Storage {
             g.files = Some(files);
             self.finalize_locked(id, &mut g)
         });
+        let gs = g.gs;
         drop(g);
         if let Err(e) = &res {
-            self.handle_io_error(v, e);
+            self.handle_io_error(v, Some((id, gs)), e);
         }
         res
     }
@@ -815,27 +847,33 @@ impl Storage {
     // Volumes
     // ---------------------------------------------------------------------------------------------
 
+    /// Disk space a replica of a whole block takes, data and checksums.
+    fn room_for_new_replica(&self, bpc: u32) -> u64 {
+        self.block_size + meta::meta_len(self.block_size, bpc)
+    }
+
     /// The volume for a new replica: the one with most remaining space, round-robin among those
-    /// within 1/64 of the best (volumes on one file system report the same space); volumes with
-    /// less than [`MIN_FREE_FOR_NEW_REPLICA`] are skipped.
-    fn choose_volume(&self, st: &mut State) -> Result<usize> {
+    /// within 1/64 of the best (volumes on one file system report the same space). A volume
+    /// without room for a whole block is skipped, so a block never starts where it cannot end.
+    fn choose_volume(&self, st: &mut State, bpc: u32) -> Result<usize> {
+        let room = self.room_for_new_replica(bpc);
         let mut candidates = Vec::new();
+        let mut most_free = 0;
         for (i, v) in self.volumes.iter().enumerate() {
             if st.failed[i] {
                 continue;
             }
             match v.space(self.du_reserved) {
-                Ok(s) if s.remaining >= MIN_FREE_FOR_NEW_REPLICA => {
-                    candidates.push((i, s.remaining))
-                }
-                Ok(_) => {}
+                Ok(s) if s.remaining >= room => candidates.push((i, s.remaining)),
+                Ok(s) => most_free = most_free.max(s.remaining),
                 Err(e) => warn!(volume = %v.root.display(), "cannot read free space: {e}"),
             }
         }
         let best = candidates.iter().map(|c| c.1).max().ok_or_else(|| {
             Error::NoSpace(format!(
-                "no volume has {MIN_FREE_FOR_NEW_REPLICA} bytes free beyond the {} reserved",
-                self.du_reserved
+                "no space left on this datanode: a new {}-byte block needs {room} bytes with its \
+                 checksums, and no volume has more than {most_free} free beyond the {} reserved",
+                self.block_size, self.du_reserved
             ))
         })?;
         let ties: Vec<usize> = candidates
@@ -852,15 +890,50 @@ impl Storage {
         Ok(pick)
     }
 
-    /// After an I/O error on `volume`: probe it, and fail it if the probe fails too.
-    pub(crate) fn handle_io_error(&self, volume: usize, e: &Error) {
-        let Error::Io { .. } = e else { return };
-        if lock(&self.state).failed[volume] {
+    /// After an I/O error `e` on `volume`, met while working on `replica` (its id and the stamp
+    /// it had) if it concerned one.
+    ///
+    /// A full disk says nothing about the volume: it stays, and the operation fails with a
+    /// no-space status. Otherwise the volume is probed and failed if the probe fails too. If the
+    /// probe passes, the volume works and the fault is the replica's own: a file of it is gone or
+    /// unreadable (EIO), so it can never be served again. It is dropped and reported deleted, and
+    /// the NameNode re-creates it from a good copy, rather than it lingering as a replica that
+    /// every read and the scanner fail on until a restart.
+    pub(crate) fn handle_io_error(
+        &self,
+        volume: usize,
+        replica: Option<(BlockId, GenerationStamp)>,
+        e: &Error,
+    ) {
+        let Error::Io { source, .. } = e else { return };
+        if volume::is_no_space(source) || lock(&self.state).failed[volume] {
             return;
         }
         if let Err(probe) = self.volumes[volume].probe() {
             self.fail_volume(volume, &format!("{e}; probe: {probe}"));
+            return;
         }
+        let unreadable =
+            source.kind() == io::ErrorKind::NotFound || source.raw_os_error() == Some(libc::EIO);
+        if let (true, Some((id, gs))) = (unreadable, replica) {
+            self.drop_unreadable(volume, id, gs, e);
+        }
+    }
+
+    /// Drops a replica whose files cannot be read, if it is still the one that failed (same
+    /// volume and stamp: not reopened, replaced or removed meanwhile).
+    fn drop_unreadable(&self, volume: usize, id: BlockId, gs: GenerationStamp, e: &Error) {
+        let st = lock(&self.state);
+        let Some(r) = st.replicas.get(&id).cloned() else {
+            return;
+        };
+        let g = lock(&r.inner);
+        if g.removed || g.volume != volume || g.gs != gs {
+            return;
+        }
+        let gone = self.remove_replica(st, id, g);
+        error!(block = %gone, "replica is unreadable on a working volume, dropped: {e}");
+        self.emit(ReplicaEvent::Deleted(gone));
     }
 
     /// Probes every volume in use and fails those that do not work. Returns the number of healthy
@@ -999,13 +1072,14 @@ impl RbwWriter {
     /// Runs `f` on the claimed replica; an I/O error triggers the volume check after the lock is
     /// released (the check may take the store lock, which comes first in the lock order).
     fn with<T>(&self, f: impl FnOnce(&mut ReplicaInner) -> Result<T>) -> Result<T> {
-        let (res, v) = {
+        let (res, v, gs) = {
             let mut g = self.claim()?;
-            let v = g.volume;
-            (f(&mut g), v)
+            let res = f(&mut g);
+            (res, g.volume, g.gs)
         };
         if let Err(e) = &res {
-            self.storage.handle_io_error(v, e);
+            self.storage
+                .handle_io_error(v, Some((self.replica.id, gs)), e);
         }
         res
     }

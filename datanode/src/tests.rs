@@ -20,6 +20,7 @@ struct NnState {
     heartbeats: Vec<pb::HeartbeatRequest>,
     incremental: Vec<pb::ReceivedDeletedBlock>,
     commands: Vec<pb::DatanodeCommand>,
+    commits: Vec<pb::CommitBlockSynchronizationRequest>,
     reregister: bool,
 }
 
@@ -77,8 +78,9 @@ impl server::DatanodeProtocol for TestNamenode {
     }
     async fn commit_block_synchronization(
         &self,
-        _r: Request<pb::CommitBlockSynchronizationRequest>,
+        r: Request<pb::CommitBlockSynchronizationRequest>,
     ) -> std::result::Result<Response<pb::CommitBlockSynchronizationResponse>, Status> {
+        self.with(|s| s.commits.push(r.into_inner()));
         Ok(Response::new(Default::default()))
     }
 }
@@ -232,6 +234,54 @@ async fn datanode_lifecycle_against_a_namenode() {
                 state: pb::ReplicaState::Finalized as i32,
             }]
         )
+    });
+
+    // ReplicaLength answers only for the stamp asked (or, being written, a newer one).
+    for (gs, status) in [(5, pb::Status::Success), (4, pb::Status::ErrorInvalid)] {
+        let asked = pb::ExtendedBlock {
+            generation_stamp: gs,
+            ..finalized
+        };
+        let s = tokio::net::TcpStream::connect(xfer_addr).await.unwrap();
+        let (r, w) = s.into_split();
+        let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
+        let op = pb::OpRequest {
+            op: Some(pb::op_request::Op::ReplicaLength(pb::ReplicaLengthOp {
+                block: Some(asked),
+            })),
+        };
+        write_frame(&mut w, &op).await.unwrap();
+        w.flush().await.unwrap();
+        let resp: pb::ReplicaLengthResponse = read_frame(&mut r).await.unwrap();
+        assert_eq!(resp.status, status as i32, "stamp {gs}: {}", resp.message);
+    }
+
+    // Lease recovery of a block no DataNode has: the primary tells the NameNode to drop it.
+    let never_written = pb::ExtendedBlock {
+        block_id: 999,
+        generation_stamp: 7,
+        num_bytes: 0,
+    };
+    nn.with(|s| {
+        s.commands.push(pb::DatanodeCommand {
+            command: Some(pb::datanode_command::Command::Recover(
+                pb::RecoverBlockCommand {
+                    block: Some(never_written),
+                    new_generation_stamp: 8,
+                    replicas: vec![id.clone()],
+                },
+            )),
+        })
+    });
+    wait_until("the recovery's commit", || {
+        nn.with(|s| !s.commits.is_empty())
+    })
+    .await;
+    nn.with(|s| {
+        let c = &s.commits[0];
+        assert_eq!(c.block, Some(never_written));
+        assert!(c.delete_block && c.close_file, "{c:?}");
+        assert_eq!(c.new_generation_stamp, 8);
     });
 
     // A delete command removes the replica and is reported back.

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use crate::shutdown::Shutdown;
 use crate::storage::{ReplicaView, Storage};
 use crate::types::{required_block, Block, GenerationStamp, ReplicaState};
-use crate::{meta, pipeline, sender, Error, Result};
+use crate::{meta, pipeline, sender, volume, Error, Result};
 
 /// Socket buffer sizes: a few packets.
 pub(crate) const IO_BUFFER: usize = 256 * 1024;
@@ -50,6 +50,7 @@ pub(crate) fn wire_status(e: &Error) -> pb::Status {
         Error::Invalid(_) => pb::Status::ErrorInvalid,
         Error::Checksum(_) => pb::Status::ErrorChecksum,
         Error::NoSpace(_) | Error::NoVolumes => pb::Status::ErrorNoSpace,
+        Error::Io { source, .. } if volume::is_no_space(source) => pb::Status::ErrorNoSpace,
         _ => pb::Status::Error,
     }
 }
@@ -158,13 +159,10 @@ pub(crate) async fn send<M: Message>(w: &mut Writer, msg: &M, timeout: Duration)
     }
 }
 
-/// The replica for a read-type request: a finalized replica needs the requested generation stamp,
-/// an RBW one the same or newer (it may have been recovered since the reader looked it up).
-fn open_for_read(
-    ctx: &XferContext,
-    want: Block,
-) -> Result<(ReplicaView, std::fs::File, std::fs::File)> {
-    let (view, data, meta) = ctx.storage.open_replica(want.id)?;
+/// Whether a local replica may answer a read-type request for `want`: a finalized replica needs
+/// the requested generation stamp, an RBW one the same or newer (it may have been recovered since
+/// the reader looked it up). Anything else is stale or not the block the reader means.
+fn check_stamp(view: &ReplicaView, want: Block) -> Result<()> {
     let ok = match view.state {
         ReplicaState::Finalized => view.block.gs == want.gs,
         ReplicaState::Rbw => view.block.gs >= want.gs,
@@ -175,6 +173,16 @@ fn open_for_read(
             want.id, view.block.gs.0, view.state, want.gs.0
         )));
     }
+    Ok(())
+}
+
+/// The replica for a read-type request, with its files open (see [`check_stamp`]).
+fn open_for_read(
+    ctx: &XferContext,
+    want: Block,
+) -> Result<(ReplicaView, std::fs::File, std::fs::File)> {
+    let (view, data, meta) = ctx.storage.open_replica(want.id)?;
+    check_stamp(&view, want)?;
     Ok((view, data, meta))
 }
 
@@ -220,9 +228,17 @@ async fn read_block(ctx: &XferContext, op: pb::ReadBlockOp, w: &mut Writer) -> R
     sender::send_range(w, view, data, meta, start, end, t)
         .await
         .inspect_err(|e| {
-            if let Error::Io { .. } = e {
-                ctx.storage.handle_io_error(view.volume, e);
+            let Error::Io { source, .. } = e else { return };
+            // A finalized block file shorter than its recorded length was truncated on disk: the
+            // replica is corrupt, and the reader, which only sees the connection end, cannot tell.
+            if source.kind() == std::io::ErrorKind::UnexpectedEof
+                && view.state == ReplicaState::Finalized
+            {
+                warn!(block = %view.block, "block file is shorter than the replica: reporting it corrupt");
+                let _ = ctx.bad_blocks.send(view.block);
             }
+            ctx.storage
+                .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), e);
         })?;
     Ok(())
 }
@@ -262,7 +278,8 @@ async fn checksum_of(
     .await?
     .map_err(|e| {
         let e = Error::io(format!("read checksums of {}", b.id))(e);
-        ctx.storage.handle_io_error(view.volume, &e);
+        ctx.storage
+            .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), &e);
         e
     })?;
     Ok(pb::BlockChecksumResponse {
@@ -298,9 +315,12 @@ async fn transfer_replica(
 
 async fn replica_length(ctx: &XferContext, op: pb::ReplicaLengthOp, w: &mut Writer) -> Result<()> {
     let found = required_block(op.block.as_ref()).and_then(|b| {
-        ctx.storage
+        let v = ctx
+            .storage
             .get(b.id)
-            .ok_or_else(|| Error::NotFound(format!("{} is not stored here", b.id)))
+            .ok_or_else(|| Error::NotFound(format!("{} is not stored here", b.id)))?;
+        check_stamp(&v, b)?;
+        Ok(v)
     });
     let resp = match found {
         Ok(v) => pb::ReplicaLengthResponse {

@@ -14,13 +14,18 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::types::BlockId;
 use crate::{Error, Result};
 
 const VERSION_FILE: &str = "VERSION";
 const LAYOUT_VERSION: u32 = 1;
-const PROBE_FILE: &str = ".probe";
+/// Probe files are `.probe.<n>`, `n` unique in the process: the heartbeat's check and an I/O
+/// error's check may probe one volume at once, and a shared name would let one remove the other's
+/// file, which then fails a healthy volume with NotFound.
+const PROBE_PREFIX: &str = ".probe.";
+static NEXT_PROBE: AtomicU64 = AtomicU64::new(0);
 
 /// Paths of one volume. Immutable; whether it failed is tracked by the store.
 #[derive(Debug, Clone)]
@@ -120,7 +125,9 @@ impl Volume {
     }
 
     /// Checks that the volume still works: its directories exist and a file can be created,
-    /// written, fsynced and removed in `current/`.
+    /// written, fsynced and removed in `current/`. A full file system passes: it still reads,
+    /// deletes and takes writes once space is freed, so running out of room is not a failure
+    /// (the write that met it fails with a no-space status instead).
     pub fn probe(&self) -> io::Result<()> {
         for dir in [self.finalized(), self.rbw()] {
             if !fs::metadata(&dir)?.is_dir() {
@@ -130,17 +137,35 @@ impl Volume {
                 )));
             }
         }
-        let path = self.current().join(PROBE_FILE);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        f.write_all(b"probe")?;
-        f.sync_all()?;
-        drop(f);
-        fs::remove_file(&path)
+        let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
+        let path = self.current().join(format!("{PROBE_PREFIX}{n}"));
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            f.write_all(b"probe")?;
+            f.sync_all()
+        };
+        match write() {
+            Ok(()) => fs::remove_file(&path),
+            Err(e) if is_no_space(&e) => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// Whether an I/O error means the file system (or the user's quota) is full, which says nothing
+/// about the health of the volume.
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Parses a VERSION file; returns the uuid.
@@ -233,6 +258,27 @@ mod tests {
         assert_eq!(
             v.finalized_subdir(BlockId(0x1234)),
             v.finalized().join("subdir12")
+        );
+    }
+
+    #[test]
+    fn concurrent_probes_of_a_healthy_volume_all_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Volume::new(dir.path().join("v"));
+        v.create_dirs().unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        v.probe().unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            fs::read_dir(v.current()).unwrap().count(),
+            2,
+            "probe files left"
         );
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::types::{AdminState, Block, Command, DatanodeId, StorageReport};
+use crate::types::{AdminState, Block, BlockId, Command, DatanodeId, StorageReport};
 
 /// Most blocks in one DeleteBlocksCommand (per heartbeat).
 pub const MAX_DELETES_PER_HEARTBEAT: usize = 1000;
@@ -31,6 +31,11 @@ impl Datanode {
     /// Usable for new replicas: alive and not being drained.
     pub fn writable(&self) -> bool {
         self.alive && self.admin == AdminState::Normal
+    }
+
+    /// Whether a delete of block `id` waits in this DataNode's queue.
+    pub fn delete_queued(&self, id: BlockId) -> bool {
+        self.deletes.iter().any(|b| b.id == id)
     }
 
     /// Free space minus what was promised to blocks being written.
@@ -157,11 +162,20 @@ impl Datanodes {
         self.nodes.values()
     }
 
+    /// Queues a replica deletion. One delete per block is queued; a newer stamp replaces an older
+    /// one, since the DataNode refuses to delete a replica newer than the command names, and a
+    /// stale delete kept in the queue would hide the one that must happen.
     pub fn queue_delete(&mut self, uuid: &str, block: Block) {
-        if let Some(n) = self.nodes.get_mut(uuid) {
-            if n.alive && !n.deletes.iter().any(|b| b.id == block.id) {
-                n.deletes.push_back(block);
+        let Some(n) = self.nodes.get_mut(uuid).filter(|n| n.alive) else {
+            return;
+        };
+        match n.deletes.iter_mut().find(|b| b.id == block.id) {
+            Some(queued) => {
+                if block.gs > queued.gs {
+                    *queued = block;
+                }
             }
+            None => n.deletes.push_back(block),
         }
     }
 
@@ -255,5 +269,24 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![1000, 1000, 500, 0]);
+    }
+
+    #[test]
+    fn a_queued_delete_takes_the_newest_stamp() {
+        let mut d = Datanodes::default();
+        d.register(id("a", 1), StorageReport::default(), Instant::now());
+        let b = |gs| Block {
+            id: BlockId(7),
+            gs: GenStamp(gs),
+            num_bytes: 0,
+        };
+        // A stale replica's delete, then the current one's: the DataNode would refuse the first
+        // for its newer replica, so only the second may go out.
+        d.queue_delete("a", b(4));
+        d.queue_delete("a", b(5));
+        d.queue_delete("a", b(3));
+        assert!(d.get("a").unwrap().delete_queued(BlockId(7)));
+        assert_eq!(d.drain_commands("a"), vec![Command::Delete(vec![b(5)])]);
+        assert!(!d.get("a").unwrap().delete_queued(BlockId(7)));
     }
 }

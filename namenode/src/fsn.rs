@@ -258,15 +258,34 @@ impl FsState {
         targets
     }
 
-    fn no_targets(&self, wanted: usize, exclude: &HashSet<String>) -> Error {
+    /// Why placement found no DataNode for a block: `NoSpace` when live DataNodes accepting new
+    /// blocks (and not excluded by the client) exist but none has room for one, so the writer
+    /// learns that the cluster is full rather than that it is down; `NoLiveDatanodes` otherwise.
+    fn no_targets(&self, wanted: usize, exclude: &HashSet<String>, block_size: u64) -> Error {
         let live = self.dns.iter().filter(|d| d.alive).count();
-        let writable = self.dns.iter().filter(|d| d.writable()).count();
+        let writable: Vec<_> = self.dns.iter().filter(|d| d.writable()).collect();
+        let open: Vec<_> = writable
+            .iter()
+            .filter(|d| !exclude.contains(&d.id.uuid))
+            .collect();
+        if !open.is_empty() {
+            let most = open
+                .iter()
+                .map(|d| d.effective_remaining(block_size))
+                .max()
+                .unwrap_or(0);
+            return Error::NoSpace(format!(
+                "no space left: none of the {} live DataNode(s) accepting new blocks has room for a {block_size}-byte block (the most free is {most} bytes); could not place {wanted} replica(s)",
+                open.len()
+            ));
+        }
         let why = if live == 0 {
             "no live DataNodes".to_string()
         } else {
             format!(
-                "{live} live DataNode(s), {writable} accepting new blocks, {} excluded by the client, none with enough free space",
-                exclude.len()
+                "{live} live DataNode(s), {} accepting new blocks, {} of those excluded by the client",
+                writable.len(),
+                writable.len() - open.len()
             )
         };
         Error::NoLiveDatanodes(format!("could not place {wanted} replica(s): {why}"))
@@ -691,7 +710,7 @@ impl FsState {
             f.block_size,
         );
         if targets.is_empty() {
-            return Err(self.no_targets(f.replication as usize, exclude));
+            return Err(self.no_targets(f.replication as usize, exclude, f.block_size));
         }
         let block = Block {
             id: self.ns.next_block_id(),
@@ -946,7 +965,7 @@ impl FsState {
         let n = num_additional.max(1) as usize;
         let added = self.choose(n, None, &excl, f.block_size);
         if added.is_empty() {
-            return Err(self.no_targets(n, &excl));
+            return Err(self.no_targets(n, &excl, f.block_size));
         }
         let mut locations: Vec<DatanodeInfo> = existing
             .iter()
@@ -1050,30 +1069,19 @@ impl FsState {
                 candidates.push(t);
             }
         }
-        // Nothing reported and no live DataNode of the expected pipeline (or it failed to recover
-        // the block repeatedly). A length of 0 known here proves nothing: hflushed data lives in
-        // replicas being written, which are never reported until finalized.
-        const MAX_BLIND_ATTEMPTS: u32 = 3;
-        if reported.is_empty() && (candidates.is_empty() || attempts >= MAX_BLIND_ATTEMPTS) {
-            // Nothing was ever stored anywhere we know of: drop the block and close.
+        // Nothing reported and no live DataNode of the expected pipeline: nothing is stored anywhere
+        // we could ever learn of, so the block is dropped. While a live DataNode of the pipeline
+        // may hold it, recovery keeps asking, however often it failed: a length of 0 known here
+        // proves nothing, since hflushed data lives in replicas being written, which are never
+        // reported until finalized. A primary that finds no replica anywhere says so with
+        // CommitBlockSynchronization(delete_block). (Reported replicas are live, so they are
+        // candidates too.)
+        if candidates.is_empty() {
             let mut blocks = f.blocks.clone();
             blocks.pop();
             tracing::info!(%path, block = %last.id, "lease recovery: last block has no replicas; dropping it");
             self.close_recovered(id, &path, blocks, now)?;
             return Ok(true);
-        }
-        if candidates.is_empty() {
-            tracing::warn!(%path, block = %last.id, "lease recovery: no live replica of the last block; will retry");
-            self.leases.start_recovery(
-                id,
-                Recovery {
-                    block: last.id,
-                    new_gs: last.gs,
-                    started: now.at,
-                    attempts: attempts + 1,
-                },
-            );
-            return Ok(false);
         }
         let new_gs = self.bump_gen_stamp()?;
         let replicas: Vec<DatanodeId> = candidates
@@ -1097,7 +1105,7 @@ impl FsState {
                 attempts: attempts + 1,
             },
         );
-        tracing::info!(%path, block = %last.id, primary = %candidates[0], new_gs = new_gs.0, "lease recovery: block recovery scheduled");
+        tracing::info!(%path, block = %last.id, primary = %candidates[0], new_gs = new_gs.0, attempt = attempts + 1, "lease recovery: block recovery scheduled");
         Ok(false)
     }
 
@@ -1463,9 +1471,20 @@ impl FsState {
         Ok(self.ns.content_summary(id))
     }
 
-    /// Marks the named replicas corrupt (when their stamp matches); unknown ones are ignored.
+    /// Marks the named replicas corrupt (when their stamp matches); unknown ones are ignored, and
+    /// so are blocks still being written: a reader racing the writer's rewrite of a partial
+    /// chunk's checksum can see a mismatch in a sound replica, and pipeline or lease recovery
+    /// settles those replicas anyway.
     pub fn report_bad_blocks(&mut self, bad: &[(Block, Vec<String>)]) {
         for (b, uuids) in bad {
+            let complete = self
+                .ns
+                .block_file(b.id)
+                .is_some_and(|(_, f, i)| f.block_complete(i));
+            if !complete {
+                tracing::info!(block = %b.id, "ignoring a bad-block report on a block being written");
+                continue;
+            }
             for u in uuids {
                 if self.blocks.mark_bad(b.id, u, b.gs) {
                     tracing::warn!(block = %b.id, datanode = %u, "replica reported corrupt");
@@ -1559,15 +1578,19 @@ impl FsState {
             let mut blocks = Vec::new();
             for (idx, b) in f.blocks.iter().enumerate() {
                 let complete = f.block_complete(idx);
+                // Judged as the replication monitor judges them: a replica not yet finalized is
+                // no location yet, and one with an older stamp counts no more than a corrupt one
+                // (HDFS reports both as corrupt until they are deleted).
                 let replicas = self
                     .blocks
                     .replicas(b.id)
                     .filter_map(|(u, r)| {
                         let d = self.dns.get(u)?;
-                        Some(FsckReplica {
+                        let h = health(r, b, complete);
+                        (h != Health::Unfinalized).then(|| FsckReplica {
                             datanode: d.id.clone(),
                             alive: d.alive,
-                            corrupt: health(r, b, complete) == Health::Corrupt,
+                            corrupt: matches!(h, Health::Corrupt | Health::Stale),
                             decommissioning: d.admin != AdminState::Normal,
                         })
                     })

@@ -379,6 +379,42 @@ fn no_datanodes_is_a_clear_error() {
 }
 
 #[test]
+fn a_full_cluster_is_out_of_space_not_out_of_datanodes() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let full = StorageReport {
+        capacity: 1 << 30,
+        dfs_used: 1 << 30,
+        remaining: 1000,
+        num_volumes: 1,
+        failed_volumes: 0,
+    };
+    fx.st.heartbeat("d1", full, 0, fx.at(1)).unwrap();
+    let now = fx.at(1);
+    fx.st
+        .create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    let e = fx
+        .st
+        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::NoSpace(m) if m.starts_with("no space left")),
+        "{e}"
+    );
+    // The client excluded the only DataNode: that is not a space problem.
+    let excluded: HashSet<String> = ["d1".to_string()].into();
+    let e = fx
+        .st
+        .add_block(&p("/f"), "w", None, &excluded, 0, "", now)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::NoLiveDatanodes(m) if m.contains("1 of those excluded")),
+        "{e}"
+    );
+}
+
+#[test]
 fn lease_conflicts_and_soft_limit_recovery() {
     let mut fx = Fx::new();
     fx.dn("d1", 1);
@@ -500,16 +536,53 @@ fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
     let info = |fx: &mut Fx, f: &str| fx.st.get_file_info(&root(), &p(f)).unwrap().unwrap();
     assert!(!info(&mut fx, "/empty").under_construction);
     // The block's expected pipeline (d1) is alive and may hold hflushed data nobody reported:
-    // it is asked first, and the block is dropped only after blind attempts fail.
-    assert!(info(&mut fx, "/noreplica").under_construction);
-    let mut t = 101;
-    while info(&mut fx, "/noreplica").under_construction {
-        t += 20;
-        assert!(t < 200, "the replica-less block was never dropped");
-        fx.heartbeat("d1", t);
+    // however often recovery fails, it keeps asking d1 and never drops the block blindly.
+    let mut asked = None;
+    for t in [101, 121, 141, 161] {
         fx.st.lease_tick(fx.at(t));
+        assert!(info(&mut fx, "/noreplica").under_construction);
+        let cmds = fx.heartbeat("d1", t).unwrap();
+        asked = cmds.into_iter().find_map(|c| match c {
+            Command::Recover { block, new_gs, .. } => Some((block, new_gs)),
+            _ => None,
+        });
+        assert!(asked.is_some(), "d1 is asked again at {t}s");
     }
-    for f in ["/empty", "/noreplica"] {
+    // The primary finds no replica anywhere and says so: only then does the block go.
+    let (block, new_gs) = asked.unwrap();
+    fx.st
+        .commit_block_synchronization(block, new_gs, 0, true, true, &[], fx.at(162))
+        .unwrap();
+    assert!(!info(&mut fx, "/noreplica").under_construction);
+    // With no live DataNode of its pipeline left, a block nobody reported is dropped at once.
+    fx.st
+        .create(
+            &root(),
+            &p("/orphan"),
+            0,
+            "gone",
+            false,
+            false,
+            1,
+            0,
+            fx.at(162),
+        )
+        .unwrap();
+    fx.st
+        .add_block(
+            &p("/orphan"),
+            "gone",
+            None,
+            &HashSet::new(),
+            0,
+            "",
+            fx.at(162),
+        )
+        .unwrap();
+    fx.st.replication_tick(fx.at(1000)); // d1 is declared dead
+    fx.st.lease_tick(fx.at(1000));
+    assert!(!info(&mut fx, "/orphan").under_construction);
+    for f in ["/empty", "/noreplica", "/orphan"] {
         assert_eq!(info(&mut fx, f).length, 0);
     }
     assert_eq!(fx.st.ns.num_blocks(), 0);
@@ -582,6 +655,37 @@ fn pending_replication_times_out_and_is_retried() {
 }
 
 #[test]
+fn a_big_copy_is_given_time_in_proportion_to_its_size() {
+    let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(1000));
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/big"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/big"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    let b = Block {
+        num_bytes: DEFAULT_BLOCK_SIZE,
+        ..lb.block
+    };
+    let holder = lb.locations[0].id.uuid.clone();
+    fx.received(&holder, b);
+    fx.st.complete(&p("/big"), "w", Some(b), 0, now).unwrap();
+    fx.st.set_replication(&root(), &p("/big"), 2).unwrap();
+    fx.st.replication_tick(fx.at(1));
+    assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
+    // A few-byte copy would be scheduled again by now; 128 MiB at a slow disk's pace may still
+    // be running.
+    fx.st.replication_tick(fx.at(20));
+    assert!(transfers(&fx.heartbeat(&holder, 20).unwrap()).is_empty());
+    fx.st.replication_tick(fx.at(60));
+    assert_eq!(transfers(&fx.heartbeat(&holder, 60).unwrap()).len(), 1);
+}
+
+#[test]
 fn over_replication_deletes_excess() {
     let mut fx = Fx::new();
     for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
@@ -630,6 +734,175 @@ fn corrupt_replica_is_hidden_healed_then_deleted() {
         .unwrap();
     assert!(lbs.blocks[0].corrupt);
     assert_eq!(lbs.blocks[0].locations.len(), 1);
+}
+
+#[test]
+fn a_corrupt_replica_heals_when_every_datanode_holds_a_copy() {
+    let mut fx = Fx::new();
+    for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    let b = fx.write_file("/f", 3, 10);
+    fx.st.report_bad_blocks(&[(b, vec!["d1".into()])]);
+    // No DataNode is left for a new copy: the corrupt replica goes first, to make room.
+    let stats = fx.st.replication_tick(fx.at(1));
+    assert_eq!((stats.under_replicated, stats.corrupt_blocks), (1, 1));
+    // Until d1 has been told to delete it, d1 is no target (it would refuse the copy).
+    fx.st.replication_tick(fx.at(2));
+    for u in ["d2", "d3"] {
+        assert!(transfers(&fx.heartbeat(u, 2).unwrap()).is_empty());
+    }
+    assert_eq!(deletes(&fx.heartbeat("d1", 2).unwrap()), vec![b]);
+    fx.st
+        .block_received_and_deleted("d1", &[ReceivedDeleted::Deleted(b)], fx.at(2))
+        .unwrap();
+    fx.st.replication_tick(fx.at(3));
+    let t: Vec<_> = ["d2", "d3"]
+        .iter()
+        .flat_map(|u| transfers(&fx.heartbeat(u, 3).unwrap()))
+        .collect();
+    assert_eq!(t, vec![(b, vec!["d1".to_string()])]);
+    fx.received("d1", b);
+    let stats = fx.st.replication_tick(fx.at(4));
+    assert_eq!((stats.under_replicated, stats.corrupt_blocks), (0, 0));
+    let report = fx.st.fsck(&root(), &p("/f")).unwrap();
+    let replicas = &report.files[0].blocks[0].replicas;
+    assert_eq!(replicas.len(), 3);
+    assert!(replicas.iter().all(|r| r.alive && !r.corrupt));
+}
+
+#[test]
+fn re_replication_heals_blocks_with_fewest_replicas_first() {
+    let mut fx = Fx::with(|c| c.replication_max_streams = 1);
+    // /one on d1 only, /three on d2 only, /two on both (placement: most room, then fewest
+    // blocks).
+    fx.dn("d1", 1);
+    let one = fx.write_file("/one", 1, 10);
+    fx.dn("d2", 2);
+    let two = fx.write_file("/two", 2, 10);
+    let three = fx.write_file("/three", 1, 10);
+    assert_eq!(fx.locations("/one"), vec!["d1"]);
+    assert_eq!(fx.locations("/three"), vec!["d2"]);
+    for (i, u) in ["d3", "d4", "d5"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    for f in ["/one", "/two", "/three"] {
+        fx.st.set_replication(&root(), &p(f), 3).unwrap();
+    }
+    // One copy at a time per source: the blocks with one replica left take both sources, the
+    // block with two waits.
+    fx.st.replication_tick(fx.at(1));
+    let mut t1 = transfers(&fx.heartbeat("d1", 1).unwrap());
+    t1.extend(transfers(&fx.heartbeat("d2", 1).unwrap()));
+    let scheduled: Vec<Block> = t1.iter().map(|(b, _)| *b).collect();
+    assert_eq!(scheduled, vec![one, three]);
+    for (b, targets) in &t1 {
+        assert_eq!(targets.len(), 2);
+        for t in targets {
+            fx.received(t, *b);
+        }
+    }
+    fx.st.replication_tick(fx.at(2));
+    let mut t2 = transfers(&fx.heartbeat("d1", 2).unwrap());
+    t2.extend(transfers(&fx.heartbeat("d2", 2).unwrap()));
+    assert_eq!(t2.len(), 1);
+    assert_eq!(t2[0].0, two);
+}
+
+#[test]
+fn re_replication_is_throttled_per_source() {
+    let mut fx = Fx::new(); // at most 2 copies in flight per source
+    fx.dn("d1", 1);
+    let blocks: Vec<Block> = (0..5)
+        .map(|i| fx.write_file(&format!("/f{i}"), 1, 10))
+        .collect();
+    fx.dn("d2", 2);
+    for i in 0..5 {
+        fx.st
+            .set_replication(&root(), &p(&format!("/f{i}")), 2)
+            .unwrap();
+    }
+    let mut copied = Vec::new();
+    for t in 1..=3 {
+        fx.st.replication_tick(fx.at(t));
+        let sent = transfers(&fx.heartbeat("d1", t).unwrap());
+        assert!(sent.len() <= 2, "{} copies at once", sent.len());
+        // Nothing more while those are in flight.
+        fx.st.replication_tick(fx.at(t));
+        assert!(transfers(&fx.heartbeat("d1", t).unwrap()).is_empty());
+        assert_eq!(fx.st.stats().pending_replications, sent.len() as u64);
+        for (b, _) in sent {
+            fx.received("d2", b);
+            copied.push(b);
+        }
+    }
+    copied.sort_by_key(|b| b.id);
+    assert_eq!(copied, blocks);
+}
+
+#[test]
+fn fsck_counts_only_what_the_replication_monitor_counts() {
+    let mut fx = Fx::new();
+    for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    let b = fx.write_file("/f", 3, 10);
+    // An append whose pipeline left d3 behind: d3 keeps the old stamp, a stale replica.
+    let (last, _) = fx.st.append(&root(), &p("/f"), "w2", fx.at(1)).unwrap();
+    let grown = Block {
+        num_bytes: 20,
+        ..last.unwrap().block
+    };
+    fx.received("d1", grown);
+    fx.received("d2", grown);
+    assert!(fx
+        .st
+        .complete(&p("/f"), "w2", Some(grown), 0, fx.at(2))
+        .unwrap());
+    // d2's block report still has its replica being written: not finalized, not a location.
+    fx.st
+        .block_report(
+            "d2",
+            &[ReplicaReport {
+                block: grown,
+                finalized: false,
+            }],
+            fx.at(2),
+        )
+        .unwrap();
+    let report = fx.st.fsck(&root(), &p("/f")).unwrap();
+    let replicas = &report.files[0].blocks[0].replicas;
+    let listed: Vec<(&str, bool)> = replicas
+        .iter()
+        .map(|r| (r.datanode.uuid.as_str(), r.corrupt))
+        .collect();
+    assert_eq!(listed, vec![("d1", false), ("d3", true)], "old stamp {b}");
+    let stats = fx.st.replication_tick(fx.at(3));
+    assert_eq!(stats.under_replicated, 1);
+}
+
+#[test]
+fn bad_block_reports_on_a_block_being_written_are_ignored() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let now = fx.at(0);
+    fx.st
+        .create(&root(), &p("/open"), 0, "w", false, false, 1, 0, now)
+        .unwrap();
+    let lb = fx
+        .st
+        .add_block(&p("/open"), "w", None, &HashSet::new(), 0, "", now)
+        .unwrap();
+    let b = Block {
+        num_bytes: 10,
+        ..lb.block
+    };
+    fx.received("d1", b);
+    fx.st.report_bad_blocks(&[(b, vec!["d1".into()])]);
+    assert!(fx.st.complete(&p("/open"), "w", Some(b), 0, now).unwrap());
+    assert_eq!(fx.locations("/open"), vec!["d1"]);
+    let stats = fx.st.replication_tick(fx.at(1));
+    assert_eq!(stats.corrupt_blocks, 0);
 }
 
 #[test]

@@ -6,8 +6,9 @@
 //! block: stale replicas are deleted, under-replicated blocks (fewest live replicas first) get a
 //! TransferBlockCommand on a source holding a good replica (at most `replication_max_streams`
 //! pending per source), over-replicated blocks lose their replica on the fullest DataNode, and
-//! corrupt replicas are deleted once enough good ones exist; (5) finishes decommissions whose
-//! blocks are all safe elsewhere. No command is queued in safe mode.
+//! corrupt replicas are deleted once enough good ones exist, or earlier when a DataNode holding
+//! one is the only place left for the good copy; (5) finishes decommissions whose blocks are all
+//! safe elsewhere. No command is queued in safe mode.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -15,6 +16,10 @@ use std::time::{Duration, Instant};
 use crate::blockmap::{health, Health};
 use crate::fsn::{FsState, Now};
 use crate::types::{AdminState, Block, BlockId, Command, DatanodeId};
+
+/// The slowest copy a scheduled transfer is granted (a disk busy with clients too) before the
+/// NameNode takes it for lost and schedules it again.
+const SLOWEST_COPY_BYTES_PER_SEC: f64 = (4 << 20) as f64;
 
 /// A copy the NameNode asked for and has not seen arrive yet.
 #[derive(Debug, Clone)]
@@ -102,9 +107,13 @@ struct Judged {
 }
 
 impl FsState {
-    /// How long a scheduled copy may take before it is scheduled again.
-    pub(crate) fn pending_timeout(&self) -> Duration {
-        (self.cfg.replication_check_interval * 3).max(Duration::from_secs(10))
+    /// How long a scheduled copy of `bytes` may take before it is scheduled again: the command
+    /// waits for the source's next heartbeat, the copy runs, the target reports it. The size
+    /// counts, or a big block on a slow disk is copied twice.
+    fn pending_timeout(&self, bytes: u64) -> Duration {
+        let round_trip = self.cfg.replication_check_interval * 3 + self.cfg.heartbeat_interval * 2;
+        round_trip.max(Duration::from_secs(10))
+            + Duration::from_secs_f64(bytes as f64 / SLOWEST_COPY_BYTES_PER_SEC)
     }
 
     /// One monitor pass; returns (and caches) the counters.
@@ -238,7 +247,23 @@ impl FsState {
             let Some(source) = source else { continue };
             let mut exclude = j.holders.clone();
             exclude.extend(pending.iter().cloned());
+            // A DataNode still to be told to delete its replica would refuse the copy.
+            exclude.extend(
+                self.dns
+                    .iter()
+                    .filter(|d| d.delete_queued(j.block.id))
+                    .map(|d| d.id.uuid.clone()),
+            );
             let targets = self.choose(needed, None, &exclude, j.block.num_bytes);
+            if targets.len() < needed && !j.live.is_empty() {
+                // No other DataNode can take the good copy (a cluster as small as the
+                // replication): free the DataNodes holding corrupt replicas, which cannot serve
+                // anyway, so a later pass can copy a good replica onto them.
+                for u in j.corrupt.iter().take(needed - targets.len()) {
+                    tracing::info!(block = %j.block.id, datanode = %u, "deleting corrupt replica to make room for a good copy");
+                    self.delete_replica(j.block, u);
+                }
+            }
             if targets.is_empty() {
                 continue;
             }
@@ -262,7 +287,7 @@ impl FsState {
                 Pending {
                     source,
                     targets: all,
-                    deadline: now.at + self.pending_timeout(),
+                    deadline: now.at + self.pending_timeout(j.block.num_bytes),
                 },
             );
         }
@@ -279,25 +304,11 @@ impl FsState {
             .map(|d| d.id.uuid.clone())
             .collect();
         for uuid in draining {
-            let done = self.blocks.node_blocks(&uuid).into_iter().all(|bid| {
-                let Some((_, f, idx)) = self.ns.block_file(bid) else {
-                    return true;
-                };
-                if !f.block_complete(idx) {
-                    return false;
-                }
-                let b = f.blocks[idx];
-                let live = self
-                    .blocks
-                    .replicas(bid)
-                    .filter(|(u, r)| {
-                        *u != uuid
-                            && health(r, &b, true) == Health::Good
-                            && self.dns.get(u).is_some_and(|d| d.writable())
-                    })
-                    .count();
-                live >= (f.replication as usize).min(normal_nodes)
-            });
+            let done = self
+                .blocks
+                .node_blocks(&uuid)
+                .into_iter()
+                .all(|bid| self.block_drained(&uuid, bid, normal_nodes));
             if done {
                 if let Some(d) = self.dns.get_mut(&uuid) {
                     d.admin = AdminState::Decommissioned;

@@ -331,6 +331,72 @@ fn corruption_is_detected_and_bad_replicas_are_dropped_at_startup() {
 }
 
 #[test]
+fn a_replica_whose_files_vanish_on_a_working_volume_is_dropped_and_reported() {
+    let fx = Fixture::new(1);
+    let (storage, mut rx) = fx.open();
+    let data = bytes(3000, 4);
+    let mut done = Vec::new();
+    for id in [1u64, 2, 3] {
+        let w = storage.create(Block::new(id, 1, 0), BPC).unwrap();
+        write(&w, 0, &data);
+        done.push(w.finalize().unwrap());
+    }
+    events(&mut rx);
+    let sub = fx.dirs[0].join("current/finalized/subdir00");
+    // A reader opening blk_1 without its checksum file, and the scanner verifying blk_2 without
+    // its block file: both are lost replicas, not a failed volume.
+    fs::remove_file(sub.join("blk_1_1.meta")).unwrap();
+    fs::remove_file(sub.join("blk_2")).unwrap();
+    assert!(matches!(
+        storage.open_replica(BlockId(1)),
+        Err(Error::Io { .. })
+    ));
+    assert!(storage.verify_finalized(BlockId(2)).is_err());
+    assert_eq!(
+        events(&mut rx),
+        vec![
+            ReplicaEvent::Deleted(done[0]),
+            ReplicaEvent::Deleted(done[1])
+        ]
+    );
+    assert!(storage.get(BlockId(1)).is_none() && storage.get(BlockId(2)).is_none());
+    assert!(!sub.join("blk_1").exists() && !sub.join("blk_2_1.meta").exists());
+    assert_eq!(storage.healthy_volumes(), 1);
+    assert_eq!(
+        storage.verify_finalized(BlockId(3)).unwrap().0,
+        Verification::Good
+    );
+    // A lost replica can be written again (re-replication brings a good copy).
+    let w = storage.create(Block::new(1, 1, 0), BPC).unwrap();
+    write(&w, 0, &data);
+    w.finalize().unwrap();
+    assert_eq!(
+        storage.verify_finalized(BlockId(1)).unwrap().0,
+        Verification::Good
+    );
+}
+
+#[test]
+fn new_replicas_go_only_where_a_whole_block_fits() {
+    let fx = Fixture::new(2);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    // Blocks bigger than any disk: no volume can take one, yet none has failed.
+    let storage = Storage::open_sized(&fx.dirs, 0, u64::MAX / 4, tx).unwrap();
+    let Err(e) = storage.create(Block::new(1, 1, 0), BPC) else {
+        panic!("a replica was created where no block fits");
+    };
+    assert!(
+        matches!(&e, Error::NoSpace(m) if m.contains("no space left")),
+        "{e}"
+    );
+    assert_eq!(storage.healthy_volumes(), 2);
+    let t = storage.totals();
+    assert!(t.capacity > 0);
+    assert_eq!(t.remaining, 0, "space no block fits in is not remaining");
+    assert_eq!(storage.check_volumes(), 2);
+}
+
+#[test]
 fn a_crash_between_the_two_renames_is_repaired() {
     let fx = Fixture::new(1);
     let data = bytes(600, 8);
