@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use common::*;
 
@@ -174,15 +174,7 @@ fn shell_commands_tour() {
     assert!(fsck_text.contains("is HEALTHY"), "{fsck_text}");
 
     // The HTTP status endpoint.
-    let mut s = std::net::TcpStream::connect(c.http_addr()).unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let body: serde_json::Value =
-        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    assert_eq!(body["live_datanodes"], 2);
+    assert_eq!(status(&c)["live_datanodes"], 2);
 }
 
 #[test]
@@ -240,12 +232,8 @@ fn dfs_up_runs_a_local_cluster_and_stops_on_sigterm() {
     let bin = env!("CARGO_BIN_EXE_dfs");
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("up.out");
-    let child = std::process::Command::new(bin)
+    let child = dfs_up()
         .args([
-            "-D",
-            "dfs.namenode.rpc-address=127.0.0.1:0",
-            "-D",
-            "dfs.namenode.http-address=127.0.0.1:0",
             "-D",
             "dfs.heartbeat.interval=500ms",
             "up",

@@ -141,18 +141,6 @@ fn mount_with(c: &MiniCluster, defines: &[&str]) -> Option<Mounted> {
     Some(m)
 }
 
-/// The NameNode's status document.
-fn status(c: &MiniCluster) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(c.http_addr()).unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap()
-}
-
 /// Calls of RPC `method` the NameNode has served.
 fn rpc_calls(c: &MiniCluster, method: &str) -> u64 {
     status(c)["rpc"][method].as_u64().unwrap_or(0)
@@ -568,19 +556,8 @@ fn mounts_start_and_stop_cleanly() {
     // `dfs up --mount`: a whole local cluster, mounted; Ctrl-C (SIGINT) stops and unmounts it.
     let dir = tempfile::tempdir().unwrap();
     let (out_path, mnt) = (dir.path().join("up.out"), dir.path().join("mnt"));
-    let mut up = Command::new(env!("CARGO_BIN_EXE_dfs"))
-        .args([
-            "-D",
-            "dfs.namenode.rpc-address=127.0.0.1:0",
-            "-D",
-            "dfs.namenode.http-address=127.0.0.1:0",
-            "-D",
-            "dfs.replication=1",
-            "up",
-            "--datanodes",
-            "1",
-            "--dir",
-        ])
+    let mut up = dfs_up()
+        .args(["-D", "dfs.replication=1", "up", "--datanodes", "1", "--dir"])
         .arg(dir.path().join("data"))
         .arg("--mount")
         .arg(&mnt)

@@ -176,29 +176,8 @@ fn a_killed_writer_loses_its_lease_and_the_file_is_closed_consistently() {
         .start()
         .unwrap();
     let content = data(MIB + 300_000, 50);
-    let mut writer = c
-        .command()
-        .args(["append", "-", "/orphan"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    stdin.write_all(&content).unwrap();
-    stdin.flush().unwrap();
+    kill_writer_in_its_second_block(&c, "/orphan", &content);
     let client = c.client().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the writer to reach its second block",
-        || {
-            let locs = client.block_locations("/orphan", 0, u64::MAX).ok()?;
-            (locs.len() == 2).then_some(())
-        },
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    writer.kill().unwrap();
-    writer.wait().unwrap();
-    drop(stdin);
 
     // After the hard limit the NameNode recovers the lease and closes the file.
     let st = eventually(
@@ -923,28 +902,8 @@ fn another_clients_append_after_the_soft_limit_recovers_the_lease() {
         .start()
         .unwrap();
     let content = data(MIB + 200_000, 52);
-    let mut writer = c
-        .command()
-        .args(["append", "-", "/leased"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    stdin.write_all(&content).unwrap();
-    stdin.flush().unwrap();
+    kill_writer_in_its_second_block(&c, "/leased", &content);
     let client = c.client().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the writer to reach its second block",
-        || {
-            let locs = client.block_locations("/leased", 0, u64::MAX).ok()?;
-            (locs.len() == 2).then_some(())
-        },
-    );
-    writer.kill().unwrap();
-    writer.wait().unwrap();
-    drop(stdin);
 
     // Another client's append is refused while recovery runs, then succeeds.
     let mut w = eventually(
@@ -967,4 +926,31 @@ fn another_clients_append_after_the_soft_limit_recovers_the_lease() {
     assert_eq!(back.len() as u64, recovered + 4);
     assert!(back[..recovered as usize] == content[..recovered as usize]);
     assert_eq!(&back[recovered as usize..], b"tail");
+}
+
+/// Starts `dfs append - PATH` writing `content` (more than one block) and kills it with SIGKILL
+/// once it is half a second into its second block: a client that died holding the lease.
+fn kill_writer_in_its_second_block(c: &MiniCluster, path: &str, content: &[u8]) {
+    let mut writer = c
+        .command()
+        .args(["append", "-", path])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    stdin.write_all(content).unwrap();
+    stdin.flush().unwrap();
+    let client = c.client().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the writer to reach its second block",
+        || {
+            let locs = client.block_locations(path, 0, u64::MAX).ok()?;
+            (locs.len() == 2).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    writer.kill().unwrap();
+    writer.wait().unwrap();
 }

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::namenode::NnClient;
 use crate::storage::{ReplicaView, Verification};
 use crate::transfer::{recover_local, send, Reader, Writer, XferContext, IO_BUFFER};
-use crate::types::{required_block, Block, GenerationStamp, Peer, ReplicaState};
+use crate::types::{peers, required_block, Block, GenerationStamp, Peer, ReplicaState};
 use crate::{sender, Error, Result};
 
 async fn connect(peer: &Peer, t: Duration) -> Result<(Reader, Writer)> {
@@ -50,11 +50,7 @@ pub(crate) async fn transfer_block(
     t: Duration,
 ) -> Result<()> {
     let want = required_block(cmd.block.as_ref())?;
-    let targets: Vec<Peer> = cmd
-        .targets
-        .iter()
-        .map(Peer::try_from)
-        .collect::<Result<_>>()?;
+    let targets = peers(&cmd.targets)?;
     let (view, data, meta_file) = ctx.storage.open_replica(want.id)?;
     if view.state != ReplicaState::Finalized || view.block.gs != want.gs {
         return Err(Error::Invalid(format!(
@@ -74,11 +70,7 @@ pub(crate) async fn transfer_replica(
     t: Duration,
 ) -> Result<()> {
     let want = required_block(op.block.as_ref())?;
-    let targets: Vec<Peer> = op
-        .targets
-        .iter()
-        .map(Peer::try_from)
-        .collect::<Result<_>>()?;
+    let targets = peers(&op.targets)?;
     let (view, data, meta_file) = ctx.storage.open_replica(want.id)?;
     if view.block.gs != want.gs || op.length > view.block.num_bytes {
         return Err(Error::Invalid(format!(

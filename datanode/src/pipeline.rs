@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::storage::RbwWriter;
 use crate::transfer::{send, wire_status, Reader, Writer, XferContext, IO_BUFFER};
-use crate::types::{required_block, Block, Peer, Stage};
+use crate::types::{peers, required_block, Block, Peer, Stage};
 use crate::{meta, Error, Result};
 
 /// Packets received but not yet acknowledged, per pipeline.
@@ -52,11 +52,7 @@ impl TryFrom<&pb::WriteBlockOp> for WriteRequest {
     fn try_from(op: &pb::WriteBlockOp) -> Result<Self> {
         Ok(WriteRequest {
             block: required_block(op.block.as_ref())?,
-            targets: op
-                .targets
-                .iter()
-                .map(Peer::try_from)
-                .collect::<Result<_>>()?,
+            targets: peers(&op.targets)?,
             stage: Stage::try_from(op.stage)?,
             min_bytes: op.min_bytes_rcvd,
             bpc: meta::validate_bpc(op.bytes_per_checksum).map_err(Error::Invalid)?,

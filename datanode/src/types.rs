@@ -150,6 +150,11 @@ impl Peer {
     }
 }
 
+/// The DataNodes a request names (pipeline targets), each checked.
+pub(crate) fn peers(ids: &[pb::DatanodeId]) -> crate::Result<Vec<Peer>> {
+    ids.iter().map(Peer::try_from).collect()
+}
+
 impl TryFrom<&pb::DatanodeId> for Peer {
     type Error = crate::Error;
     fn try_from(d: &pb::DatanodeId) -> crate::Result<Peer> {

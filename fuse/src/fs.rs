@@ -284,6 +284,13 @@ impl Fs {
         }
     }
 
+    fn listing(&self, fh: FileHandle) -> Reply<Arc<tokio::sync::Mutex<Listing>>> {
+        match self.handle(fh)? {
+            Open::Dir(l) => Ok(l),
+            Open::File(_) => Err(Errno::ENOTDIR),
+        }
+    }
+
     /// The shared state of `ino`, counting one more handle.
     fn open_file(&self, ino: u64, length: u64, writable: bool) -> Arc<OpenFile> {
         let mut files = lock(&self.files);
@@ -720,8 +727,9 @@ impl Fs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Ok(Open::Dir(listing)) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
+        let listing = match self.listing(fh) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
         };
         let client = self.client(c);
         let mut l = listing.lock().await;
@@ -751,8 +759,9 @@ impl Fs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Ok(Open::Dir(listing)) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
+        let listing = match self.listing(fh) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
         };
         let dir_attr = match self.getattr(c, ino).await {
             Ok(a) => a,

@@ -93,6 +93,15 @@ impl Fx {
         self.st.heartbeat(uuid, s, 0, self.at(secs))
     }
 
+    /// The DataNodes the NameNode knows to hold `b`.
+    fn holders(&self, b: Block) -> Vec<String> {
+        self.st
+            .blocks
+            .replicas(b.id)
+            .map(|(u, _)| u.to_string())
+            .collect()
+    }
+
     fn received(&mut self, uuid: &str, b: Block) {
         let now = self.at(0);
         self.st
@@ -112,7 +121,7 @@ impl Fx {
                 false,
                 true,
                 replication,
-                1 << 20,
+                len.max(1 << 20),
                 now,
             )
             .unwrap();
@@ -629,21 +638,8 @@ fn pending_replication_times_out_and_is_retried() {
     let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(1000));
     fx.dn("d1", 1);
     fx.dn("d2", 2);
-    let now = fx.at(0);
-    fx.st
-        .create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
-        .unwrap();
-    let lb = fx
-        .st
-        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
-        .unwrap();
-    let b = Block {
-        num_bytes: 3,
-        ..lb.block
-    };
-    let holder = lb.locations[0].id.uuid.clone();
-    fx.received(&holder, b);
-    fx.st.complete(&p("/f"), "w", Some(b), 0, now).unwrap();
+    let b = fx.write_file("/f", 1, 3);
+    let holder = fx.holders(b).remove(0);
     fx.st.set_replication(&root(), &p("/f"), 2).unwrap();
     fx.st.replication_tick(fx.at(1));
     assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
@@ -659,21 +655,8 @@ fn a_big_copy_is_given_time_in_proportion_to_its_size() {
     let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(1000));
     fx.dn("d1", 1);
     fx.dn("d2", 2);
-    let now = fx.at(0);
-    fx.st
-        .create(&root(), &p("/big"), 0, "w", false, false, 1, 0, now)
-        .unwrap();
-    let lb = fx
-        .st
-        .add_block(&p("/big"), "w", None, &HashSet::new(), 0, "", now)
-        .unwrap();
-    let b = Block {
-        num_bytes: DEFAULT_BLOCK_SIZE,
-        ..lb.block
-    };
-    let holder = lb.locations[0].id.uuid.clone();
-    fx.received(&holder, b);
-    fx.st.complete(&p("/big"), "w", Some(b), 0, now).unwrap();
+    let b = fx.write_file("/big", 1, DEFAULT_BLOCK_SIZE);
+    let holder = fx.holders(b).remove(0);
     fx.st.set_replication(&root(), &p("/big"), 2).unwrap();
     fx.st.replication_tick(fx.at(1));
     assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);

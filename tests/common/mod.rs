@@ -291,3 +291,27 @@ fn run_ok(cmd: &str, args: &[&str], dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The NameNode's HTTP status document (which must answer 200).
+pub fn status(c: &MiniCluster) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(c.http_addr()).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap()
+}
+
+/// `dfs up` with its NameNode on ephemeral ports (it prints them); arguments follow.
+pub fn dfs_up() -> std::process::Command {
+    let mut up = std::process::Command::new(env!("CARGO_BIN_EXE_dfs"));
+    up.args([
+        "-D",
+        "dfs.namenode.rpc-address=127.0.0.1:0",
+        "-D",
+        "dfs.namenode.http-address=127.0.0.1:0",
+    ]);
+    up
+}
