@@ -303,6 +303,8 @@ fn everyday_tools_on_a_mounted_cluster() {
     let err = sh_fails(&format!("truncate -s 2 {mnt}/own"));
     assert!(err.contains("not supported"), "{err}");
     sh(&format!("truncate -s 0 {mnt}/own && test ! -s {mnt}/own"));
+    let err = sh_fails(&format!("truncate -s 1P {mnt}/own"));
+    assert!(err.contains("No space left"), "{err}");
     // Growing a file is appending: a sparse file's holes and an extending truncate become zeros.
     let sparse = local.path().join("sparse");
     sh(&format!(
@@ -427,11 +429,62 @@ fn other_users_get_posix_errors() {
     let st: serde_json::Value =
         serde_json::from_str(&dfs_ok(&c, &["stat", "--json", "/shared/mine"])).unwrap();
     assert_eq!(st["owner"], "nobody", "{st}");
+    // Changing a file's length is writing it, also while another user's handle writes it.
+    let out = sh_as_nobody(&format!("truncate -s 0 {mnt}/shared/../private"));
+    assert!(!out.status.success(), "nobody truncated root's file");
+    // (Not a shell's `exec 3>>f; echo more >&3`: the shell closes a copy of the descriptor
+    // around the echo, which completes the file.)
+    let holder = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import os, time\nfd = os.open('{mnt}/private', os.O_WRONLY | os.O_APPEND)\n\
+             os.write(fd, b'more\\n')\ntime.sleep(30)"
+        ))
+        .spawn()
+        .unwrap();
+    // "secret" + "more\n": the holder's writer is open.
+    eventually(Duration::from_secs(10), "the holder's write", || {
+        (std::fs::metadata(m.p("private")).ok()?.len() == 11).then_some(())
+    });
+    // truncate(2) by path: no open (whose check would refuse first), only the setattr.
+    let out = sh_as_nobody(&format!(
+        "perl -e 'truncate(\"{mnt}/private\", 100) or die \"$!\\n\"'"
+    ));
+    let mut holder = holder;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Permission denied"),
+        "{err}"
+    );
     // Names the NameNode refuses get the errno POSIX names, not EIO.
     let err = sh_fails(&format!("touch {mnt}/{}", "n".repeat(256)));
     assert!(err.contains("File name too long"), "{err}");
     let err = sh_fails(&format!("touch {mnt}/$(printf '\\377')"));
     assert!(err.contains("Invalid argument"), "{err}");
+    drop(m);
+
+    // Where the mode bits say no, the NameNode has the last word: here nobody's group is the
+    // supergroup, so it may read root's private file.
+    let c = cluster()
+        .datanodes(1)
+        .replication(1)
+        .conf("dfs.permissions.superusergroup", "nogroup")
+        .start()
+        .unwrap();
+    let Some(m) = mount(&c) else { return };
+    let mnt = m.path().display().to_string();
+    sh(&format!(
+        "printf secret > {mnt}/private && chmod 600 {mnt}/private"
+    ));
+    let out = sh_as_nobody(&format!("cat {mnt}/private"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "secret",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -475,6 +528,22 @@ with open(mnt + '/rw.bin', 'w+b') as f:
     f.write(b'tail')
     f.seek(len(data))
     assert f.read() == b'tail', 'read own appended writes'
+# A reader open across changes made through other handles sees them: appended (as `tail -f`),
+# then cut to nothing and written anew.
+p = mnt + '/tailed'
+open(p, 'wb').write(b'one\n')
+r = open(p, 'rb', buffering=0)
+assert r.read() == b'one\n'
+with open(p, 'ab') as a:
+    a.write(b'two\n')
+assert r.read() == b'two\n', 'appended'
+r.seek(0)
+assert r.read() == b'one\ntwo\n', 'read again from the start'
+with open(p, 'wb') as t:
+    t.write(b'new')
+r.seek(0)
+assert r.read() == b'new', 'truncated and rewritten'
+r.close()
 # fsync: the data is durable and visible to other clients while the file is still open.
 with open(mnt + '/synced', 'wb') as f:
     f.write(b'durable'); f.flush(); os.fsync(f.fileno())

@@ -476,6 +476,17 @@ impl DfsClient {
     }
 
     /// Starts lease recovery of a file left open by a dead writer; `true` once it is closed.
+    /// Whether this client's user may access `path` as `access` asks (bits 4 read, 2 write,
+    /// 1 execute), by the NameNode's rules: `Err(PermissionDenied)` when not.
+    pub async fn check_access(&self, path: &str, access: u32) -> Result<()> {
+        let req = pb::CheckAccessRequest {
+            path: Self::path(path)?,
+            access,
+        };
+        call!(self.inner.nn, check_access, req)?;
+        Ok(())
+    }
+
     pub async fn recover_lease(&self, path: &str) -> Result<bool> {
         let req = pb::RecoverLeaseRequest {
             path: Self::path(path)?,

@@ -14,7 +14,8 @@ pub struct ClientConfig {
     pub bytes_per_checksum: u32,
     /// A DataNode connection that stalls this long fails over (`dfs.client.socket-timeout`).
     pub socket_timeout: Duration,
-    /// Connecting to the NameNode or a DataNode gives up after this (`dfs.client.connect-timeout`).
+    /// Connecting to the NameNode gives up after this (`dfs.client.connect-timeout`); DataNode
+    /// connections use `socket_timeout`.
     pub connect_timeout: Duration,
     /// Leases are renewed this often while files are open for writing.
     pub lease_renew_interval: Duration,

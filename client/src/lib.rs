@@ -10,6 +10,8 @@
 //! - [`error`]: [`Error`], rebuilt from NameNode statuses in one place.
 //! - [`types`]: the domain types returned ([`FileStatus`], [`BlockLocation`], [`FsckReport`] ...).
 //! - [`user`]: the caller's identity (local passwd/group databases).
+//! - [`config`]: [`ClientConfig`], the client's settings (the `dfs` binary fills it from `dfs.*`
+//!   keys).
 
 pub mod blocking;
 pub mod client;

@@ -30,6 +30,8 @@ pub struct FileReader {
     current: Option<BlockReader>,
     /// DataNode uuids that failed for a given block id: never retried for that block.
     failed: HashSet<(u64, String)>,
+    /// The inode id of the file read (0 until the first fetch of locations).
+    file_id: u64,
 }
 
 impl FileReader {
@@ -42,6 +44,7 @@ impl FileReader {
             pos: 0,
             current: None,
             failed: HashSet::new(),
+            file_id: 0,
         };
         r.fetch_locations().await?;
         Ok(r)
@@ -54,6 +57,11 @@ impl FileReader {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The inode id of the file being read (what the path named when the reader opened).
+    pub fn file_id(&self) -> u64 {
+        self.file_id
     }
 
     /// The offset of the next byte `read` returns.
@@ -154,6 +162,14 @@ impl FileReader {
 
     async fn fetch_locations(&mut self) -> Result<()> {
         let locs = self.inner.locations(&self.path, 0, u64::MAX).await?;
+        if self.file_id != 0 && locs.file_id != self.file_id {
+            // The path now names another file: never continue with its bytes.
+            return Err(Error::NotFound(format!(
+                "{} was replaced while being read",
+                self.path
+            )));
+        }
+        self.file_id = locs.file_id;
         self.blocks = locs.blocks;
         self.len = locs.file_length;
         if locs.under_construction && !locs.last_block_complete {

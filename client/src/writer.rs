@@ -104,6 +104,11 @@ impl FileWriter {
         &self.path
     }
 
+    /// The inode id of the file being written.
+    pub fn file_id(&self) -> u64 {
+        self.file_id
+    }
+
     /// Bytes in the file so far, including those written but not yet flushed.
     pub fn len(&self) -> u64 {
         self.length

@@ -70,7 +70,7 @@ keys! {
     "dfs.namenode.name.dir" Text "./dfs-data/namenode" "NameNode metadata directory (edit log, checkpoints).";
     "dfs.datanode.data.dir" Text "./dfs-data/datanode" "DataNode volume directories, comma-separated.";
     "dfs.datanode.address" Text "127.0.0.1:9866" "DataNode data-transfer address.";
-    "dfs.datanode.hostname" Text "" "Host a DataNode advertises to clients (empty: its listening IP).";
+    "dfs.datanode.hostname" Text "" "Host a DataNode advertises to clients and other DataNodes. Empty: the IP it listens on; for a wildcard listen address (`0.0.0.0`, `::`), the local IP facing the NameNode, or `127.0.0.1` when that cannot be found.";
     "dfs.blocksize" Size [1, u64::MAX] "128M" "Block size of new files; a DataNode puts a new replica only on a volume with room for a block this big.";
     "dfs.replication" Int [1, U32] "3" "Replication of new files.";
     "dfs.bytes-per-checksum" Size [1, MAX_BPC] "512" "Bytes covered by each CRC32C.";
@@ -79,9 +79,9 @@ keys! {
     "dfs.namenode.datanode.dead.interval" Duration "630s" "A DataNode silent this long is dead; its replicas are re-created elsewhere.";
     "dfs.namenode.replication.interval" Duration "3s" "How often the NameNode looks for under- and over-replicated blocks.";
     "dfs.namenode.replication.max-streams" Int [1, U32] "2" "Replica copies a DataNode is asked to make at once.";
-    "dfs.namenode.replication.min" Int [1, U32] "1" "Replicas a block needs before its file can be closed.";
+    "dfs.namenode.replication.min" Int [1, U32] "1" "Smallest replication a file may have: a create or `setrep` asking for less is refused. Closing a file needs only one finalized replica of its last block, whatever this says.";
     "dfs.replication.max" Int [1, U32] "512" "Largest replication a file may ask for.";
-    "dfs.namenode.fs-limits.min-block-size" Size "1K" "Smallest block size a file may ask for.";
+    "dfs.namenode.fs-limits.min-block-size" Size "1K" "Smallest block size a file may ask for (a block size must also be a multiple of 512).";
     "dfs.namenode.checkpoint.period" Duration "1h" "Checkpoint the namespace at least this often.";
     "dfs.namenode.checkpoint.txns" Int [1, u64::MAX] "1000000" "Checkpoint after this many edit-log transactions.";
     "dfs.namenode.lease.soft-limit" Duration "60s" "A writer silent this long loses its lease to another client that asks.";
@@ -91,14 +91,14 @@ keys! {
     "dfs.namenode.accesstime.precision" Duration "1h" "A read records the file's access time (one logged op) only when the stored one is older than this; 0 never records it.";
     "dfs.ls.limit" Int [1, U32] "1000" "Entries per listing page.";
     "dfs.permissions.enabled" Bool "true" "Check owner/group/mode on every namespace operation.";
-    "dfs.permissions.superusergroup" Text "supergroup" "Group of the superuser; new root directory's group.";
+    "dfs.permissions.superusergroup" Text "supergroup" "Members of this group are superusers; the root directory's group when a new namespace is formatted.";
     "fs.permissions.umask-mode" Octal "022" "Permission bits removed from new files and directories.";
     "dfs.client.socket-timeout" Duration "60s" "A DataNode connection stalled this long fails over (clients and DataNodes).";
     "dfs.client.connect-timeout" Duration "10s" "Connecting to the NameNode gives up after this.";
     "dfs.client.lease.renew-interval" Duration "30s" "How often a writing client renews its leases.";
     "dfs.client.write.max-packets-in-flight" Int [1, U32] "80" "Unacknowledged packets per write pipeline.";
-    "dfs.datanode.scan.period" Duration "504h" "The block scanner re-verifies every replica once per period.";
-    "dfs.block.scanner.volume.bytes.per.second" Size "8M" "Block scanner read rate per DataNode.";
+    "dfs.datanode.scan.period" Duration "504h" "The block scanner re-verifies every finalized replica once per period.";
+    "dfs.block.scanner.volume.bytes.per.second" Size "8M" "Block scanner read rate per DataNode; 0: unpaced.";
     "dfs.datanode.du.reserved" Size "0" "Bytes per volume kept free for non-dfs use.";
     "dfs.datanode.max.transfer.threads" Int [1, U32] "4096" "Concurrent data-transfer connections per DataNode.";
     "dfs.fuse.attr-timeout" Duration "1s" "How long the kernel caches a mounted file's attributes.";

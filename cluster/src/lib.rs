@@ -4,7 +4,8 @@
 //! Module map:
 //! - [`config`]: every `dfs.*` key (docs/config.md), TOML + `-D` overrides → each crate's config.
 //! - [`cli`]: the clap command tree and dispatch; `src/main.rs` only calls [`cli::main`].
-//! - [`roles`]: `dfs namenode`, `dfs datanode`, `dfs up`: bind, announce, call the library `run`.
+//! - [`roles`]: `dfs namenode`, `dfs datanode`, `dfs up`: bind, announce, call the library `run`;
+//!   `dfs mount`: mount with `dfs_fuse::mount`, announce, serve until unmounted.
 //! - [`shell`]: `ls`, `put`, `get`, `cat`, ... `fsck`, `admin`: the commands users type.
 //! - [`bench`]: `dfs bench write|read`.
 //! - [`minicluster`]: [`minicluster::MiniCluster`], real child-process clusters for tests.

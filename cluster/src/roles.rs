@@ -1,6 +1,7 @@
-//! The long-running roles: `dfs namenode`, `dfs datanode`, and `dfs up` (a NameNode and N
-//! DataNodes in one process). Each binds its listeners here, prints one line to stdout saying
-//! where it listens (the MiniCluster reads it), and hands the listeners to the library's `run`.
+//! The long-running roles: `dfs namenode`, `dfs datanode`, `dfs up` (a NameNode and N
+//! DataNodes in one process, optionally mounted) and `dfs mount`. Each binds its listeners (or
+//! mounts) here, prints one line to stdout saying where it listens (the MiniCluster reads it),
+//! and hands over to the library's `run` (or `dfs_fuse::mount`).
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -7,8 +7,8 @@
 //!   and lease recovery, deletion, startup scan, failed volumes.
 //! - `volume`: one volume directory: layout, `VERSION` file, free space, health probe.
 //! - `meta`: the checksum (meta) file format and chunk verification; pure.
-//! - `transfer`: the data-transfer TCP server: one task per connection; read, checksum, length
-//!   and recover-replica ops; error → wire status mapping.
+//! - `transfer`: the data-transfer TCP server: one task per connection; read, checksum, length,
+//!   recover-replica and transfer-replica ops; error → wire status mapping.
 //! - `pipeline`: the `write_block` op: downstream set-up, receiver and responder tasks.
 //! - `sender`: streams a replica range as packets (reads and DataNode-to-DataNode transfers).
 //! - `namenode`: the NameNode actor: registration, heartbeats, block reports, commands, and the

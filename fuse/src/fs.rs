@@ -20,7 +20,7 @@ use std::ffi::{OsStr, OsString};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -55,6 +55,44 @@ pub struct DfsFs {
     fs: Arc<Fs>,
 }
 
+/// Requests whose tasks have not finished. Unmounting waits for them, so that a release that
+/// is completing a file is not cut off when the mount process exits.
+#[derive(Default)]
+pub struct InFlight {
+    n: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    fn start(self: &Arc<Self>) -> InFlightGuard {
+        *lock(&self.n) += 1;
+        InFlightGuard(self.clone())
+    }
+
+    /// Waits until no request is in flight, at most `timeout`; false if some still are.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let n = lock(&self.n);
+        let (n, _) = self
+            .idle
+            .wait_timeout_while(n, timeout, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *n == 0
+    }
+}
+
+/// Counts a request as in flight until dropped (also when its task panics).
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut n = lock(&self.0.n);
+        *n -= 1;
+        if *n == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
 struct Fs {
     rt: Handle,
     client: DfsClient,
@@ -66,6 +104,7 @@ struct Fs {
     users: Mutex<HashMap<(u32, u32), DfsClient>>,
     /// Files with open handles, by inode.
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    in_flight: Arc<InFlight>,
 }
 
 #[derive(Clone)]
@@ -78,35 +117,55 @@ enum Open {
 /// A file this mount has open, shared by all of its handles.
 struct OpenFile {
     ino: u64,
-    /// The file's length as this mount knows it: while it writes, longer than the NameNode
+    /// The file's length as this mount last knew it: while it writes, longer than the NameNode
     /// knows, and the kernel must never be told less.
     length: AtomicU64,
     /// Whether `write` holds a writer (read without the lock by `attr`).
     writing: AtomicBool,
+    /// Bumped whenever the file's bytes change other than by this mount's writer appending
+    /// (completion, truncation, a new length seen at the NameNode): a read stream opened
+    /// before is dropped rather than trusted.
+    version: AtomicU64,
     /// A tokio mutex: held across the writer's network calls.
     write: tokio::sync::Mutex<Writing>,
-    /// Open handles, and those that may write; changed under `Fs::files`' lock.
+    /// Open handles, and those that may write; opening and the last close change them under
+    /// `Fs::files`' lock.
     counts: Mutex<(usize, usize)>,
 }
 
 impl OpenFile {
-    fn new(ino: u64, length: u64) -> OpenFile {
+    fn new(ino: u64, length: u64, writer: Option<FileWriter>) -> OpenFile {
         OpenFile {
             ino,
             length: AtomicU64::new(length),
-            writing: AtomicBool::new(false),
-            write: tokio::sync::Mutex::new(Writing::default()),
+            writing: AtomicBool::new(writer.is_some()),
+            version: AtomicU64::new(0),
+            write: tokio::sync::Mutex::new(Writing {
+                writer,
+                times: None,
+            }),
             counts: Mutex::new((0, 0)),
+        }
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The NameNode says the file is `len` bytes long: unless this mount is writing it (and
+    /// knows better), a different length means it changed elsewhere.
+    fn saw_length(&self, len: u64) {
+        if !self.writing.load(Ordering::Acquire) && self.length.swap(len, Ordering::AcqRel) != len {
+            self.changed();
         }
     }
 }
 
-#[derive(Default)]
 struct Writing {
     writer: Option<FileWriter>,
-    /// (mtime, atime) set while writing: completing the file sets the mtime, so they are
-    /// applied after it (`cp -p`, `touch` on an open file).
-    times: Option<(Option<u64>, Option<u64>)>,
+    /// (who, mtime, atime) set while writing: completing the file sets the mtime, so they are
+    /// set again after it, as the user who set them (`cp -p`, `touch` on an open file).
+    times: Option<(DfsClient, Option<u64>, Option<u64>)>,
 }
 
 struct FileHandleState {
@@ -123,6 +182,8 @@ struct FileHandleState {
 struct Stream {
     reader: FileReader,
     window: Window,
+    /// The file's `version` when the stream opened.
+    version: u64,
 }
 
 /// A directory being listed, one NameNode page at a time: only the current page is kept.
@@ -182,8 +243,14 @@ impl DfsFs {
                 next_fh: AtomicU64::new(1),
                 users: Mutex::new(HashMap::new()),
                 files: Mutex::new(HashMap::new()),
+                in_flight: Arc::default(),
             }),
         }
+    }
+
+    /// The requests still running, for unmounting to wait on.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.fs.in_flight.clone()
     }
 
     /// Runs `work` on the runtime; the session thread goes back to the kernel at once.
@@ -191,7 +258,12 @@ impl DfsFs {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.fs.rt.spawn(work(self.fs.clone()));
+        let guard = self.fs.in_flight.start();
+        let work = work(self.fs.clone());
+        self.fs.rt.spawn(async move {
+            work.await;
+            drop(guard);
+        });
     }
 }
 
@@ -220,6 +292,7 @@ impl Fs {
         let ino = if st.inode_id == 0 { ROOT } else { st.inode_id };
         let mut size = st.length;
         if let Some(f) = lock(&self.files).get(&ino) {
+            f.saw_length(st.length);
             if f.writing.load(Ordering::Acquire) {
                 size = size.max(f.length.load(Ordering::Acquire));
             }
@@ -291,57 +364,74 @@ impl Fs {
         }
     }
 
-    /// The shared state of `ino`, counting one more handle.
-    fn open_file(&self, ino: u64, length: u64, writable: bool) -> Arc<OpenFile> {
+    /// The shared state of `ino`, counting one more handle. A new state takes `writer` (from
+    /// `create`); it is handed back if the file was open here already.
+    fn open_file(
+        &self,
+        ino: u64,
+        length: u64,
+        writable: bool,
+        writer: Option<FileWriter>,
+    ) -> (Arc<OpenFile>, Option<FileWriter>) {
+        let mut writer = writer;
         let mut files = lock(&self.files);
         let f = files
             .entry(ino)
-            .or_insert_with(|| Arc::new(OpenFile::new(ino, length)))
+            .or_insert_with(|| Arc::new(OpenFile::new(ino, length, writer.take())))
             .clone();
-        if !f.writing.load(Ordering::Acquire) {
-            f.length.store(length, Ordering::Release);
-        }
+        f.saw_length(length);
         let mut counts = lock(&f.counts);
         counts.0 += 1;
         counts.1 += usize::from(writable);
         drop(counts);
-        f
+        (f, writer)
     }
 
-    /// One handle of `f` fewer; true when it was the last that may write.
-    fn close_handle(&self, f: &Arc<OpenFile>, writable: bool) -> bool {
+    /// A handle of `f` that may write closes: true when it was the last such.
+    fn stop_writing(&self, f: &OpenFile) -> bool {
+        let mut counts = lock(&f.counts);
+        counts.1 -= 1;
+        counts.1 == 0
+    }
+
+    /// A handle of `f` closes (after [`Fs::stop_writing`] and any completion, so that the file
+    /// opened again meanwhile finds the same state and waits for the completion).
+    fn close_handle(&self, f: &Arc<OpenFile>) {
         let mut files = lock(&self.files);
         let mut counts = lock(&f.counts);
         counts.0 -= 1;
-        counts.1 -= usize::from(writable);
-        let last_writer = writable && counts.1 == 0;
         if counts.0 == 0 && files.get(&f.ino).is_some_and(|g| Arc::ptr_eq(f, g)) {
             files.remove(&f.ino);
         }
-        last_writer
     }
 
-    /// Whether the caller may access `st` as `mask` asks, by its mode bits (root may do
-    /// anything but execute what nobody may execute).
-    fn may(&self, c: Caller, st: &FileStatus, mask: AccessFlags) -> bool {
-        let want = (mask.bits() & 7) as u32;
-        if want == 0 {
-            return true;
+    /// What a closing handle that may write does: completes the file if it was the last such.
+    async fn stop_writing_and_complete(&self, client: &DfsClient, f: &OpenFile) -> Reply<()> {
+        if !self.stop_writing(f) {
+            return Ok(());
         }
-        let p = st.permission;
-        if c.uid == 0 {
-            return want & 1 == 0 || st.is_dir() || p & 0o111 != 0;
+        let mut w = f.write.lock().await;
+        self.complete(client, f, &mut w).await
+    }
+
+    /// Whether the caller may access `st` (at `path`) as `mask` asks. The mode bits decide at
+    /// once when they allow it; otherwise the NameNode has the last word (its superusers,
+    /// supergroup and `dfs.permissions.enabled` only ever allow more).
+    async fn allowed(
+        &self,
+        c: Caller,
+        client: &DfsClient,
+        path: &str,
+        st: &FileStatus,
+        mask: AccessFlags,
+    ) -> Reply<()> {
+        if may(c, client, st, mask) {
+            return Ok(());
         }
-        let client = self.client(c);
-        let user = client.user();
-        let bits = if user.name == st.owner {
-            (p >> 6) & 7
-        } else if user.groups.contains(&st.group) {
-            (p >> 3) & 7
-        } else {
-            p & 7
-        };
-        bits & want == want
+        client
+            .check_access(path, (mask.bits() & 7) as u32)
+            .await
+            .or_errno()
     }
 
     /// unlink (`dir` false) and rmdir (`dir` true): the NameNode's non-recursive delete removes a
@@ -403,11 +493,16 @@ impl Fs {
                 .map_err(|e| owner_errno(&e))?;
         }
         if let Some(size) = changes.size {
-            // truncate(2) by path comes without a handle: this mount's state of the file if it
-            // has the file open, else a state for this call only.
-            let file = lock(&self.files).get(&ino).cloned();
-            let file = file.unwrap_or_else(|| Arc::new(OpenFile::new(ino, 0)));
-            self.truncate(&client, &file, size).await?;
+            // Changing the length is writing, also when another handle's writer does it.
+            let st = self.stat_ino(&client, ino, &path).await?;
+            self.allowed(c, &client, &path, &st, AccessFlags::W_OK)
+                .await?;
+            // truncate(2) by path comes without a handle: the call counts as one.
+            let (file, _) = self.open_file(ino, st.length, true, None);
+            let truncated = self.truncate(&client, &file, size).await;
+            let completed = self.stop_writing_and_complete(&client, &file).await;
+            self.close_handle(&file);
+            truncated.and(completed)?;
         }
         let mut times = None;
         if changes.atime.is_some() || changes.mtime.is_some() {
@@ -420,23 +515,19 @@ impl Fs {
                     .map_or(0, |d| d.as_millis() as u64)
             };
             let (mtime, atime) = (changes.mtime.map(ms), changes.atime.map(ms));
+            // Set now (the NameNode checks the caller may), and again after completion if the
+            // file is being written here.
+            client
+                .set_times(&path, mtime, atime)
+                .await
+                .map_err(|e| owner_errno(&e))?;
             let file = lock(&self.files).get(&ino).cloned();
-            let deferred = match &file {
-                Some(f) => {
-                    let mut w = f.write.lock().await;
-                    if w.writer.is_some() {
-                        let prev = w.times.unwrap_or_default();
-                        w.times = Some((mtime.or(prev.0), atime.or(prev.1)));
-                    }
-                    w.writer.is_some()
+            if let Some(f) = file {
+                let mut w = f.write.lock().await;
+                if w.writer.is_some() {
+                    let prev = w.times.take().map(|(_, m, a)| (m, a)).unwrap_or_default();
+                    w.times = Some((client.clone(), mtime.or(prev.0), atime.or(prev.1)));
                 }
-                None => false,
-            };
-            if !deferred {
-                client
-                    .set_times(&path, mtime, atime)
-                    .await
-                    .map_err(|e| owner_errno(&e))?;
             }
             times = Some((mtime, atime));
         }
@@ -462,14 +553,14 @@ impl Fs {
             self.stat_ino(client, f.ino, &path).await?.length
         };
         if size > len {
-            let (writer, _) = self.writer(client, f, &mut w).await?;
-            append_zeros(writer, size - len).await?;
-            f.length.store(size, Ordering::Release);
-            if !writing {
-                // Opened only to extend: completing now is what the caller expects of setattr.
-                return self.complete(client, f, &mut w).await;
+            let (writer, len) = self.writer(client, f, &mut w).await?;
+            if size > len {
+                append_zeros(client, writer, size - len).await?;
+                f.length.store(size, Ordering::Release);
+                return Ok(());
             }
-        } else if size < len {
+        }
+        if size < len {
             if writing || size != 0 {
                 tracing::warn!(
                     "truncate of inode {} from {len} to {size} bytes refused: dfs only cuts a \
@@ -481,6 +572,7 @@ impl Fs {
             let path = self.path(f.ino)?;
             client.truncate(&path, 0).await.or_errno()?;
             f.length.store(0, Ordering::Release);
+            f.changed();
         }
         Ok(())
     }
@@ -497,13 +589,13 @@ impl Fs {
             fuser::OpenAccMode::O_WRONLY => (AccessFlags::W_OK, true),
             fuser::OpenAccMode::O_RDWR => (AccessFlags::R_OK | AccessFlags::W_OK, true),
         };
-        if !self.may(c, &st, mask) {
-            return Err(Errno::EACCES);
-        }
-        let file = self.open_file(ino, st.length, writable);
+        self.allowed(c, &client, &path, &st, mask).await?;
+        let (file, _) = self.open_file(ino, st.length, writable, None);
         if writable && flags.0 & libc::O_TRUNC != 0 {
             if let Err(e) = self.truncate(&client, &file, 0).await {
-                self.close_handle(&file, writable);
+                // Truncating to 0 opens no writer: there is nothing to complete.
+                self.stop_writing(&file);
+                self.close_handle(&file);
                 return Err(e);
             }
         }
@@ -530,11 +622,21 @@ impl Fs {
             permission: Some(permission),
             ..Default::default()
         };
-        let writer = client.create(&path, opts).await.or_errno()?;
-        let attr = self.entry(&client, &path).await?;
-        let file = self.open_file(attr.ino.0, 0, true);
-        file.write.lock().await.writer = Some(writer);
-        file.writing.store(true, Ordering::Release);
+        let mut writer = client.create(&path, opts).await.or_errno()?;
+        let attr = match self.entry(&client, &path).await {
+            Ok(attr) => attr,
+            Err(e) => {
+                // Not handed to the kernel: close the file rather than leave it leased.
+                let _ = writer.close().await;
+                return Err(e);
+            }
+        };
+        let (file, not_taken) = self.open_file(attr.ino.0, 0, true, Some(writer));
+        if let Some(writer) = not_taken {
+            // The new inode was open here already (it cannot be: ids are never reused).
+            file.write.lock().await.writer = Some(writer);
+            file.writing.store(true, Ordering::Release);
+        }
         let fh = self.new_fh(Open::File(Arc::new(FileHandleState {
             file,
             client,
@@ -561,7 +663,7 @@ impl Fs {
         }
         // A write past the end (`cp` of a sparse file seeks over holes) leaves a hole that
         // reads as zeros: write the zeros.
-        append_zeros(writer, offset - len).await?;
+        append_zeros(&h.client, writer, offset - len).await?;
         writer.write(data).await.or_errno()?;
         f.length
             .store(offset + data.len() as u64, Ordering::Release);
@@ -579,17 +681,21 @@ impl Fs {
         let writer = match w.writer.take() {
             Some(writer) => writer,
             None => {
-                // The length may have changed since the handle opened (another client
-                // appended).
                 let path = self.path(f.ino)?;
-                let st = self.stat_ino(client, f.ino, &path).await?;
-                let writer = client.append(&path).await.or_errno()?;
-                f.length.store(st.length, Ordering::Release);
+                let mut writer = client.append(&path).await.or_errno()?;
+                if writer.file_id() != f.ino {
+                    // The path now names another file: leave that one as it was.
+                    tracing::info!("{path} is no longer inode {} (replaced elsewhere)", f.ino);
+                    let _ = writer.close().await;
+                    return Err(Errno::ESTALE);
+                }
+                f.length.store(writer.len(), Ordering::Release);
                 f.writing.store(true, Ordering::Release);
                 writer
             }
         };
-        Ok((w.writer.insert(writer), f.length.load(Ordering::Acquire)))
+        let len = writer.len();
+        Ok((w.writer.insert(writer), len))
     }
 
     /// Makes what this handle wrote visible to others: completes the file when `last` (no other
@@ -603,21 +709,37 @@ impl Fs {
         }
     }
 
-    /// Closes the file's writer (which completes the file at the NameNode), then applies the
-    /// times set while it was being written.
+    /// Closes the file's writer (which completes the file at the NameNode), then sets again
+    /// the times set while it was being written.
     async fn complete(&self, client: &DfsClient, f: &OpenFile, w: &mut Writing) -> Reply<()> {
         let Some(mut writer) = w.writer.take() else {
             return Ok(());
         };
+        let closed = writer.close().await;
+        // Only now: until the NameNode has the length, the kernel must be told this mount's.
         f.writing.store(false, Ordering::Release);
-        let closed = writer.close().await.or_errno();
-        if let (Some((mtime, atime)), Ok(path)) = (w.times.take(), self.path(f.ino)) {
-            client
-                .set_times(&path, mtime, atime)
+        f.changed();
+        if let Err(e) = &closed {
+            // Left alone, the file would stay leased to this mount's client, which renews all
+            // its leases: have it closed at what its DataNodes hold, so it can be written again.
+            tracing::warn!(
+                "completing inode {} failed: {e}; recovering its lease",
+                f.ino
+            );
+            if let Ok(path) = self.path(f.ino) {
+                if self.stat_ino(client, f.ino, &path).await.is_ok() {
+                    if let Err(e) = client.recover_lease(&path).await {
+                        tracing::warn!("recovering the lease of {path} failed: {e}");
+                    }
+                }
+            }
+        }
+        if let (Some((who, mtime, atime)), Ok(path)) = (w.times.take(), self.path(f.ino)) {
+            who.set_times(&path, mtime, atime)
                 .await
                 .map_err(|e| owner_errno(&e))?;
         }
-        closed
+        closed.or_errno()
     }
 
     async fn fsync(&self, h: &FileHandleState) -> Reply<()> {
@@ -628,22 +750,31 @@ impl Fs {
     }
 
     async fn release(&self, h: &FileHandleState) -> Reply<()> {
-        let last_writer = self.close_handle(&h.file, h.writable);
-        if !last_writer {
-            return Ok(());
-        }
-        let mut w = h.file.write.lock().await;
-        self.complete(&h.client, &h.file, &mut w).await
+        let completed = if h.writable {
+            self.stop_writing_and_complete(&h.client, &h.file).await
+        } else {
+            Ok(())
+        };
+        self.close_handle(&h.file);
+        completed
     }
 
     async fn read(&self, h: &FileHandleState, offset: u64, size: u32) -> Reply<Bytes> {
         let mut slot = h.stream.lock().await;
+        let version = h.file.version.load(Ordering::Acquire);
         // A stream that failed is dropped (the `?`s below): the next read opens a new one.
         let mut s = match slot.take() {
-            Some(s) if offset >= s.window.start() && offset <= s.window.end() + MAX_SKIP => s,
+            Some(s)
+                if s.version == version
+                    && offset >= s.window.start()
+                    && offset <= s.window.end() + MAX_SKIP =>
+            {
+                s
+            }
             _ => Stream {
                 reader: self.open_reader(h, offset).await?,
                 window: Window::at(offset),
+                version,
             },
         };
         let end = offset + u64::from(size);
@@ -679,8 +810,14 @@ impl Fs {
     async fn open_reader(&self, h: &FileHandleState, pos: u64) -> Reply<FileReader> {
         self.flush_own_writes(&h.file).await?;
         let path = self.path(h.file.ino)?;
-        self.stat_ino(&h.client, h.file.ino, &path).await?;
         let mut reader = h.client.open(&path).await.or_errno()?;
+        if reader.file_id() != h.file.ino {
+            tracing::info!(
+                "{path} is no longer inode {} (replaced elsewhere)",
+                h.file.ino
+            );
+            return Err(Errno::ESTALE);
+        }
         reader.seek(pos);
         Ok(reader)
     }
@@ -741,6 +878,8 @@ impl Fs {
                 _ => match self.list_entry(&client, &mut l, i - 2).await {
                     Ok(Some(e)) => (e.name.clone(), file_type(&e), e.inode_id),
                     Ok(None) => break,
+                    // What was added is answered; the kernel asks again from there.
+                    Err(_) if i > offset as usize => break,
                     Err(e) => return reply.error(e),
                 },
             };
@@ -789,6 +928,9 @@ impl Fs {
             let e = match self.list_entry(&client, &mut l, i - 2).await {
                 Ok(Some(e)) => e,
                 Ok(None) => break,
+                // The entries added hold the kernel's references (remembered): they must be
+                // answered. The kernel asks again from there and meets the error then.
+                Err(_) if i > offset as usize => break,
                 Err(e) => return reply.error(e),
             };
             let attr = self.attr(&e);
@@ -809,15 +951,49 @@ impl Fs {
     }
 }
 
-/// Appends `n` zero bytes (a hole made real: dfs files have no sparse regions).
-async fn append_zeros(writer: &mut FileWriter, mut n: u64) -> Reply<()> {
+/// Appends `n` zero bytes (a hole made real: dfs files have no sparse regions). A hole larger
+/// than the cluster's free space is refused at once rather than written until the cluster is
+/// full.
+async fn append_zeros(client: &DfsClient, writer: &mut FileWriter, mut n: u64) -> Reply<()> {
     static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    if n > CHUNK {
+        let free = client.stats().await.or_errno()?.remaining;
+        if n > free {
+            tracing::warn!(
+                "a hole of {n} bytes in {} refused: the cluster has {free} bytes free",
+                writer.path()
+            );
+            return Err(Errno::ENOSPC);
+        }
+    }
     while n > 0 {
         let k = n.min(ZEROS.len() as u64) as usize;
         writer.write(&ZEROS[..k]).await.or_errno()?;
         n -= k as u64;
     }
     Ok(())
+}
+
+/// Whether the mode bits of `st` let the caller (acting as `client`'s user) access it as `mask`
+/// asks; root may do anything but execute what nobody may execute.
+fn may(c: Caller, client: &DfsClient, st: &FileStatus, mask: AccessFlags) -> bool {
+    let want = (mask.bits() & 7) as u32;
+    if want == 0 {
+        return true;
+    }
+    let p = st.permission;
+    if c.uid == 0 {
+        return want & 1 == 0 || st.is_dir() || p & 0o111 != 0;
+    }
+    let user = client.user();
+    let bits = if user.name == st.owner {
+        (p >> 6) & 7
+    } else if user.groups.contains(&st.group) {
+        (p >> 3) & 7
+    } else {
+        p & 7
+    };
+    bits & want == want
 }
 
 fn file_type(st: &FileStatus) -> FileType {
@@ -1231,12 +1407,9 @@ impl fuser::Filesystem for DfsFs {
         self.run(|fs| async move {
             let allowed = async {
                 let path = fs.path(ino.0)?;
-                let st = fs.stat_ino(&fs.client(c), ino.0, &path).await?;
-                if fs.may(c, &st, mask) {
-                    Ok(())
-                } else {
-                    Err(Errno::EACCES)
-                }
+                let client = fs.client(c);
+                let st = fs.stat_ino(&client, ino.0, &path).await?;
+                fs.allowed(c, &client, &path, &st, mask).await
             };
             done(reply, allowed.await)
         })

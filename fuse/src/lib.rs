@@ -69,10 +69,14 @@ impl Default for MountOptions {
     }
 }
 
+/// How long unmounting waits for requests still running (files being completed).
+const DRAIN: Duration = Duration::from_secs(30);
+
 /// A mounted file system; unmounts when dropped.
 pub struct Mount {
     session: Option<fuser::BackgroundSession>,
     path: PathBuf,
+    in_flight: std::sync::Arc<fs::InFlight>,
 }
 
 /// Mounts `client`'s cluster at `mountpoint`. The file system's calls run the async client on
@@ -103,6 +107,7 @@ pub fn mount(
     config.clone_fd = true;
     let read_ahead = opts.read_ahead_kb;
     let fs = fs::DfsFs::new(rt, client, opts);
+    let in_flight = fs.in_flight();
     let session = fuser::Session::new(fs, mountpoint, &config)
         .and_then(|s| s.spawn())
         .map_err(err)?;
@@ -110,6 +115,7 @@ pub fn mount(
     Ok(Mount {
         session: Some(session),
         path: mountpoint.to_path_buf(),
+        in_flight,
     })
 }
 
@@ -151,18 +157,25 @@ impl Mount {
         if session.guard.is_finished() {
             return Ok(());
         }
-        match session.umount_and_join() {
+        let unmounted = match session.umount_and_join() {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.detach(),
             r => r.map_err(|source| Error::Unmount {
                 path: self.path.clone(),
                 source,
             }),
+        };
+        if !self.in_flight.wait_idle(DRAIN) {
+            tracing::warn!(
+                "requests to {} still running after {DRAIN:?}; leaving them",
+                self.path.display()
+            );
         }
+        unmounted
     }
 
     /// A process still uses the mount (an open file, a shell inside it): detach it now, as
     /// `umount -l` does, rather than leave a dead mount behind when this process exits. Its
-    /// users see ENOTCONN from then on.
+    /// users are served until then, and see ENOTCONN after.
     fn detach(&self) -> Result<()> {
         let err = |source| Error::Unmount {
             path: self.path.clone(),

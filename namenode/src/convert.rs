@@ -168,6 +168,7 @@ impl From<LocatedBlocks> for pb::LocatedBlocks {
             under_construction: l.under_construction,
             last_block: l.last_block.map(pb::LocatedBlock::from),
             last_block_complete: l.last_block_complete,
+            file_id: l.file_id,
         }
     }
 }

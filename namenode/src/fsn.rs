@@ -1146,6 +1146,12 @@ impl FsState {
         Ok(self.ns.status(walk.last()))
     }
 
+    /// CheckAccess: whether `c` may access `path` as `access` (READ | WRITE | EXECUTE) asks.
+    pub fn check_path_access(&self, c: &Caller, path: &DfsPath, access: u32) -> Result<()> {
+        let id = self.caller_check(c, path)?;
+        self.checker.check_access(&self.ns, c, id, access & 0o7)
+    }
+
     pub fn get_listing(
         &mut self,
         c: &Caller,
@@ -1220,6 +1226,7 @@ impl FsState {
             under_construction: f.under_construction(),
             last_block,
             last_block_complete: !f.under_construction(),
+            file_id: id.0,
         })
     }
 

@@ -22,6 +22,8 @@
 //! - `metrics`: RPC calls per method (a tower layer), shown on the status page.
 //! - `http`: the hand-written HTTP/1.1 status server.
 //! - `server`: `run`: wiring, background tasks, checkpoints, shutdown.
+//! - `error`: `Error`, the crate's one error type; each variant maps to one wire error kind.
+//! - `util`: wall-clock milliseconds and a cheap, non-cryptographic random source.
 //!
 //! Byte layouts of the edit log and images are documented in `editlog.rs` and `checkpoint.rs`
 //! (and `docs/formats.md`).

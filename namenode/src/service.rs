@@ -318,6 +318,18 @@ impl ClientProtocol for Service {
         }))
     }
 
+    async fn check_access(
+        &self,
+        req: Request<pb::CheckAccessRequest>,
+    ) -> Rpc<pb::CheckAccessResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let p = path(&r.path)?;
+        self.exec(|st| st.check_path_access(&c, &p, r.access))
+            .await?;
+        Ok(Response::new(pb::CheckAccessResponse {}))
+    }
+
     async fn get_listing(
         &self,
         req: Request<pb::GetListingRequest>,

@@ -193,6 +193,7 @@ pub struct LocatedBlocks {
     pub under_construction: bool,
     pub last_block: Option<LocatedBlock>,
     pub last_block_complete: bool,
+    pub file_id: u64,
 }
 
 /// A command riding back to a DataNode on a heartbeat reply.
