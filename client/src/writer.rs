@@ -198,9 +198,10 @@ impl FileWriter {
             }
             self.end_block().await?;
         }
-        // The DataNodes report finalized replicas to the NameNode asynchronously; until one has,
-        // Complete answers `completed: false`, so retry with backoff (as HDFS's client does).
-        let mut delay = Duration::from_millis(20);
+        // The DataNodes report finalized replicas to the NameNode asynchronously; the NameNode
+        // waits a moment for the first, and answers `completed: false` if it has not come: then
+        // retry with backoff (as HDFS's client does).
+        let mut delay = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let req = pb::CompleteRequest {

@@ -29,8 +29,6 @@ pub(crate) type NnClient = DatanodeProtocolClient<Channel>;
 
 /// Delay between registration attempts while the NameNode is unreachable.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
-/// How long the reporter waits after the first event for more to batch with it.
-const REPORT_BATCH_DELAY: Duration = Duration::from_millis(20);
 /// Delay before resending a report that failed.
 const REPORT_RETRY: Duration = Duration::from_secs(1);
 
@@ -298,11 +296,10 @@ async fn reporter(
                 },
                 _ = shutdown.wait() => return,
             }
-            // Let a burst (a pipeline finishing on several volumes, a delete command) gather.
-            tokio::select! {
-                _ = tokio::time::sleep(REPORT_BATCH_DELAY) => {}
-                _ = shutdown.wait() => return,
-            }
+            // Let events raised at the same moment (a delete command's replicas) join this
+            // report; later ones gather while it is in flight and go in the next. No timer: a
+            // writer's Complete waits on the first of these reports.
+            tokio::task::yield_now().await;
         }
         while let Ok(e) = events.try_recv() {
             pending.push(e);

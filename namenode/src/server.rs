@@ -54,6 +54,9 @@ pub struct Shared {
     checkpoint: tokio::sync::Mutex<CheckpointState>,
     /// Calls per RPC method, counted by the server's [`CountRpcs`] layer.
     pub(crate) rpc: Arc<RpcCounts>,
+    /// Woken whenever DataNodes reported replicas: a Complete waiting for its last block's
+    /// first replica looks again.
+    pub(crate) replicas_reported: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -67,6 +70,7 @@ impl Shared {
                 at: Instant::now(),
             }),
             rpc: Arc::default(),
+            replicas_reported: tokio::sync::Notify::new(),
         }
     }
 

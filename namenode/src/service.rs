@@ -116,6 +116,10 @@ impl Service {
 
 type Rpc<T> = std::result::Result<Response<T>, Status>;
 
+/// How long a Complete waits for its last block's first replica report before answering "not
+/// yet" (the client then asks again).
+const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[tonic::async_trait]
 impl ClientProtocol for Service {
     async fn mkdirs(&self, req: Request<pb::MkdirsRequest>) -> Rpc<pb::MkdirsResponse> {
@@ -201,14 +205,29 @@ impl ClientProtocol for Service {
         Ok(Response::new(pb::AbandonBlockResponse {}))
     }
 
+    /// A file completes once a DataNode has reported a finalized replica of its last block,
+    /// which happens moments after the client's last ack: rather than answer "not yet" and have
+    /// the client poll, wait here (at most [`COMPLETE_WAIT`]) for the report.
     async fn complete(&self, req: Request<pb::CompleteRequest>) -> Rpc<pb::CompleteResponse> {
         let r = req.into_inner();
         let p = path(&r.path)?;
         let last = r.last.as_ref().map(Block::from);
-        let completed = self
-            .exec(|st| st.complete(&p, &r.client_name, last, r.file_id, Now::current()))
-            .await?;
-        Ok(Response::new(pb::CompleteResponse { completed }))
+        let deadline = tokio::time::Instant::now() + COMPLETE_WAIT;
+        loop {
+            // Registered before looking, so a report landing in between is not missed.
+            let reported = self.shared.replicas_reported.notified();
+            tokio::pin!(reported);
+            reported.as_mut().enable();
+            let completed = self
+                .exec(|st| st.complete(&p, &r.client_name, last, r.file_id, Now::current()))
+                .await?;
+            if completed {
+                return Ok(Response::new(pb::CompleteResponse { completed }));
+            }
+            if tokio::time::timeout_at(deadline, reported).await.is_err() {
+                return Ok(Response::new(pb::CompleteResponse { completed }));
+            }
+        }
     }
 
     async fn fsync(&self, req: Request<pb::FsyncRequest>) -> Rpc<pb::FsyncResponse> {
@@ -586,6 +605,7 @@ impl DatanodeProtocol for Service {
             .map_err(to_status)?;
         self.exec(|st| st.block_report(&r.uuid, &reports, Now::current()))
             .await?;
+        self.shared.replicas_reported.notify_waiters();
         Ok(Response::new(pb::BlockReportResponse {
             commands: Vec::new(),
         }))
@@ -604,6 +624,7 @@ impl DatanodeProtocol for Service {
             .map_err(to_status)?;
         self.exec(|st| st.block_received_and_deleted(&r.uuid, &items, Now::current()))
             .await?;
+        self.shared.replicas_reported.notify_waiters();
         Ok(Response::new(pb::BlockReceivedAndDeletedResponse {}))
     }
 

@@ -689,3 +689,66 @@ async fn an_absent_permission_takes_the_default_and_zero_is_a_real_mode() {
     }
     nn.stop().await;
 }
+
+#[tokio::test]
+async fn complete_waits_for_the_last_blocks_first_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let nn = Nn::start(dir.path(), |_| {}).await;
+    let mut c = nn.client().await;
+    let mut dn = nn.dn_client().await;
+    register(&mut dn, "dn-1", 9001).await;
+    heartbeat(&mut dn, "dn-1").await;
+    for path in ["/reported", "/never"] {
+        c.create(as_user(
+            pb::CreateRequest {
+                path: path.into(),
+                permission: Some(0o644),
+                client_name: "writer".into(),
+                replication: 1,
+                block_size: 1 << 20,
+                ..Default::default()
+            },
+            "root",
+        ))
+        .await
+        .unwrap();
+    }
+    let add = |path: &str| pb::AddBlockRequest {
+        path: path.into(),
+        client_name: "writer".into(),
+        ..Default::default()
+    };
+    let block = |r: tonic::Response<pb::AddBlockResponse>| {
+        let mut b = r.into_inner().block.unwrap().block.unwrap();
+        b.num_bytes = 10;
+        b
+    };
+    let b = block(c.add_block(add("/reported")).await.unwrap());
+    let complete = |path: &str, b| pb::CompleteRequest {
+        path: path.into(),
+        client_name: "writer".into(),
+        last: Some(b),
+        file_id: 0,
+    };
+    // The replica is reported 300 ms after Complete was sent: the answer waits for it.
+    let mut reporter = dn.clone();
+    let report = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        received(&mut reporter, "dn-1", b).await;
+    });
+    let started = std::time::Instant::now();
+    let done = c.complete(complete("/reported", b)).await.unwrap();
+    assert!(
+        done.into_inner().completed,
+        "completed once the report came"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    report.await.unwrap();
+    // No report at all: "not yet", after a bounded wait (the client asks again).
+    let b = block(c.add_block(add("/never")).await.unwrap());
+    let started = std::time::Instant::now();
+    let done = c.complete(complete("/never", b)).await.unwrap();
+    assert!(!done.into_inner().completed);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    nn.stop().await;
+}
