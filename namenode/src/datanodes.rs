@@ -22,8 +22,9 @@ pub struct Datanode {
     pub commands: VecDeque<Command>,
     /// Replicas to delete, sent in batches of [`MAX_DELETES_PER_HEARTBEAT`].
     pub deletes: VecDeque<Block>,
-    /// Blocks placed on this node since its last heartbeat: counted against its free space so
-    /// a burst of writes does not pile onto one node between heartbeats.
+    /// Blocks placed on this node since its last heartbeat and not yet reported written:
+    /// counted against its free space so a burst of writes does not pile onto one node between
+    /// heartbeats.
     pub scheduled: u64,
 }
 

@@ -1736,7 +1736,14 @@ impl FsState {
         self.check_dn(uuid)?;
         for item in items {
             match *item {
-                ReceivedDeleted::Received(b) => self.process_replica(uuid, b, true),
+                ReceivedDeleted::Received(b) => {
+                    // The block placed here is written: it no longer holds a block's worth of
+                    // space (the next heartbeat counts what it really takes).
+                    if let Some(d) = self.dns.get_mut(uuid) {
+                        d.scheduled = d.scheduled.saturating_sub(1);
+                    }
+                    self.process_replica(uuid, b, true)
+                }
                 ReceivedDeleted::Receiving(b) => {
                     let uc = self
                         .ns

@@ -374,6 +374,25 @@ fn write_path_and_restart_state() {
 }
 
 #[test]
+fn a_written_block_gives_back_the_space_it_was_promised() {
+    // Room for three blocks: placing a block counts one against it until the replica is
+    // reported written, not until the next heartbeat (or many small files fail with no space).
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let room = StorageReport {
+        capacity: 1 << 30,
+        dfs_used: 0,
+        remaining: 3 << 20,
+        num_volumes: 1,
+        failed_volumes: 0,
+    };
+    fx.st.heartbeat("d1", room, 0, fx.at(1)).unwrap();
+    for i in 0..10 {
+        fx.write_file(&format!("/small{i}"), 1, 10);
+    }
+}
+
+#[test]
 fn no_datanodes_is_a_clear_error() {
     let mut fx = Fx::new();
     let now = fx.at(0);
