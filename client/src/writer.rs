@@ -36,14 +36,15 @@ use crate::client::ClientInner;
 use crate::datanode::{self, Conn};
 use crate::error::{Error, Result};
 use crate::namenode::call;
+use crate::types::FileStatus;
 
 /// A file open for writing. Call [`FileWriter::close`] to complete the file; dropping a writer
 /// without closing it leaves the file under construction until its lease expires.
 pub struct FileWriter {
     inner: Arc<ClientInner>,
     path: String,
-    file_id: u64,
-    block_size: u64,
+    /// The file as the NameNode described it when the writer opened (inode id, block size).
+    status: FileStatus,
     /// Bytes not yet sent: always less than one packet, and within the current block.
     buf: BytesMut,
     block: Option<BlockStream>,
@@ -70,8 +71,7 @@ impl FileWriter {
     ) -> Result<FileWriter> {
         let mut w = FileWriter {
             path,
-            file_id: status.inode_id,
-            block_size: status.block_size,
+            status: FileStatus::from(status.clone()),
             buf: BytesMut::with_capacity(PACKET_SIZE),
             block: None,
             previous: None,
@@ -104,9 +104,15 @@ impl FileWriter {
         &self.path
     }
 
+    /// The file as the NameNode described it when this writer opened it (by create or
+    /// append): its length then, owner, permission, times.
+    pub fn status(&self) -> &FileStatus {
+        &self.status
+    }
+
     /// The inode id of the file being written.
     pub fn file_id(&self) -> u64 {
-        self.file_id
+        self.status.inode_id
     }
 
     /// Bytes in the file so far, including those written but not yet flushed.
@@ -130,7 +136,7 @@ impl FileWriter {
             }
             let sent = self.block.as_ref().map_or(0, |b| b.sent);
             let packet_end = ((sent / PACKET_SIZE as u64) + 1) * PACKET_SIZE as u64;
-            let packet_end = packet_end.min(self.block_size);
+            let packet_end = packet_end.min(self.status.block_size);
             let room = (packet_end - sent) as usize - self.buf.len();
             let n = room.min(data.len());
             self.buf.extend_from_slice(&data[..n]);
@@ -138,7 +144,7 @@ impl FileWriter {
             self.length += n as u64;
             if n == room {
                 self.send_buf(false).await?;
-                if packet_end == self.block_size {
+                if packet_end == self.status.block_size {
                     self.end_block().await?;
                 }
             }
@@ -161,7 +167,7 @@ impl FileWriter {
                 path: self.path.clone(),
                 client_name: self.inner.client_name.clone(),
                 last_block_length: b.sent,
-                file_id: self.file_id,
+                file_id: self.status.inode_id,
             };
             call!(self.inner.nn, fsync, req)?;
         }
@@ -208,7 +214,7 @@ impl FileWriter {
                 path: self.path.clone(),
                 client_name: self.inner.client_name.clone(),
                 last: self.previous,
-                file_id: self.file_id,
+                file_id: self.status.inode_id,
             };
             if call!(self.inner.nn, complete, req)?.completed {
                 return Ok(());
@@ -309,7 +315,7 @@ impl FileWriter {
                 client_name: self.inner.client_name.clone(),
                 previous: self.previous,
                 exclude_nodes: exclude.clone(),
-                file_id: self.file_id,
+                file_id: self.status.inode_id,
                 client_host: self.inner.client_host.clone(),
             };
             let lb = match call!(self.inner.nn, add_block, req) {
@@ -335,7 +341,7 @@ impl FileWriter {
                         path: self.path.clone(),
                         client_name: self.inner.client_name.clone(),
                         block: lb.block,
-                        file_id: self.file_id,
+                        file_id: self.status.inode_id,
                     };
                     call!(self.inner.nn, abandon_block, abandon)?;
                     if e.no_space {

@@ -258,8 +258,11 @@ pub fn main() -> ExitCode {
 /// shell reports for `cat` in `cat big | head` (see [`shell::StdoutClosed`]).
 const STDOUT_CLOSED_STATUS: u8 = 128 + libc::SIGPIPE as u8;
 
+/// Roles log what they do; shell commands print their result and, on failure, one line of
+/// their own: what the client recovered from on the way (a replica failed over, a DataNode
+/// excluded) shows with `RUST_LOG=warn`.
 fn init_logging(role: bool) {
-    let default = if role { "info" } else { "warn" };
+    let default = if role { "info" } else { "error" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use dfs_client::user::{group_id, group_name, user_id, user_name, UserInfo};
+use dfs_client::user::{group_name, user_name, UserInfo};
 use dfs_client::{CreateOptions, DfsClient, FileReader, FileStatus, FileWriter};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
@@ -35,6 +35,7 @@ use fuser::{
 use tokio::runtime::Handle;
 
 use crate::errno::{errno, owner_errno};
+use crate::ids::Ids;
 use crate::inodes::{child, Inodes, ROOT};
 use crate::window::{Window, KEEP};
 use crate::{lock, MountOptions};
@@ -105,6 +106,7 @@ struct Fs {
     /// Files with open handles, by inode.
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     in_flight: Arc<InFlight>,
+    ids: Ids,
 }
 
 #[derive(Clone)]
@@ -244,6 +246,7 @@ impl DfsFs {
                 users: Mutex::new(HashMap::new()),
                 files: Mutex::new(HashMap::new()),
                 in_flight: Arc::default(),
+                ids: Ids::default(),
             }),
         }
     }
@@ -309,8 +312,8 @@ impl Fs {
             kind: file_type(st),
             perm: st.permission as u16,
             nlink: if st.is_dir() { 2 } else { 1 },
-            uid: user_id(&st.owner).unwrap_or(NOBODY),
-            gid: group_id(&st.group).unwrap_or(NOBODY),
+            uid: self.ids.uid(&st.owner).unwrap_or(NOBODY),
+            gid: self.ids.gid(&st.group).unwrap_or(NOBODY),
             rdev: 0,
             blksize: CHUNK as u32,
             flags: 0,
@@ -622,15 +625,10 @@ impl Fs {
             permission: Some(permission),
             ..Default::default()
         };
-        let mut writer = client.create(&path, opts).await.or_errno()?;
-        let attr = match self.entry(&client, &path).await {
-            Ok(attr) => attr,
-            Err(e) => {
-                // Not handed to the kernel: close the file rather than leave it leased.
-                let _ = writer.close().await;
-                return Err(e);
-            }
-        };
+        let writer = client.create(&path, opts).await.or_errno()?;
+        // The NameNode's answer to create describes the new file: no stat needed.
+        let attr = self.attr(writer.status());
+        self.inodes.remember(attr.ino.0, &path);
         let (file, not_taken) = self.open_file(attr.ino.0, 0, true, Some(writer));
         if let Some(writer) = not_taken {
             // The new inode was open here already (it cannot be: ids are never reused).

@@ -4,6 +4,7 @@
 //! Module map:
 //! - `fs`: [`fs::DfsFs`], the `fuser::Filesystem` (thin adapters over the client).
 //! - `inodes`: inode number ↔ path table, with `forget` accounting.
+//! - `ids`: owner and group names → local ids, cached (the C library is slow on unknown names).
 //! - `window`: the bytes a handle's read stream produced most recently (out-of-order read-ahead).
 //! - `errno`: client error → errno, in one place.
 //!
@@ -11,6 +12,7 @@
 
 mod errno;
 pub mod fs;
+mod ids;
 mod inodes;
 mod window;
 
