@@ -848,7 +848,7 @@ impl Fs {
             let after = l.entries.last().map(|e| e.name.clone()).unwrap_or_default();
             let page = client.list_page(&l.path, &after, 0).await.or_errno()?;
             l.base += l.entries.len();
-            l.done = page.remaining == 0 || page.entries.is_empty();
+            l.done = !page.has_more();
             l.entries = page.entries;
         }
         Ok(l.entries.get(k - l.base).cloned())

@@ -797,6 +797,7 @@ impl Namespace {
         blocks: &[Block],
         applied: &mut Applied,
     ) -> Result<()> {
+        // Everything is checked before anything changes: a refused op leaves the file as it was.
         for b in blocks {
             if let Some(owner) = self.block_index.get(&b.id) {
                 if *owner != id {
