@@ -1,6 +1,6 @@
 //! The client's one error enum, and the single place NameNode statuses are turned back into it.
 
-use dfs_proto::error_kind::{ErrorKind, ERROR_KIND_KEY};
+use dfs_proto::error_kind::{ErrorKind, ERROR_KIND_KEY, LINK_PATH_KEY, LINK_REST_KEY};
 
 /// Everything a dfs client call can fail with. Variants are what callers branch on.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +16,33 @@ pub enum Error {
     IsADirectory(String),
     #[error("{0}")]
     NotEmpty(String),
+    /// The permission bits refuse (EACCES).
     #[error("{0}")]
     PermissionDenied(String),
+    /// Only the owner or the superuser may (EPERM).
+    #[error("{0}")]
+    NotPermitted(String),
+    #[error("{0}")]
+    NameTooLong(String),
+    /// A symbolic link met by the NameNode, which never follows one: `link` is the link's path,
+    /// `rest` what came after it. The client's path calls resolve it; one that reaches the
+    /// caller was an operation that does not follow links.
+    #[error("{link} is a symbolic link")]
+    UnresolvedLink { link: String, rest: String },
+    /// Resolving a path met more than 40 symbolic links (ELOOP).
+    #[error("{0}")]
+    TooManySymlinks(String),
+    /// No such extended attribute (ENODATA).
+    #[error("{0}")]
+    NoSuchAttribute(String),
+    /// An attribute larger than the NameNode keeps (E2BIG).
+    #[error("{0}")]
+    TooBig(String),
+    #[error("{0}")]
+    OutOfRange(String),
+    /// A file with as many hard links as it may have (EMLINK).
+    #[error("{0}")]
+    TooManyLinks(String),
     /// Another client holds the file's write lease.
     #[error("{0}")]
     LeaseConflict(String),
@@ -65,7 +90,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl From<dfs_proto::path::InvalidPath> for Error {
     fn from(e: dfs_proto::path::InvalidPath) -> Self {
-        Error::InvalidPath(e.to_string())
+        if e.too_long {
+            Error::NameTooLong(e.to_string())
+        } else {
+            Error::InvalidPath(e.to_string())
+        }
     }
 }
 
@@ -86,6 +115,26 @@ impl Error {
             Some(ErrorKind::IsADirectory) => Error::IsADirectory(msg),
             Some(ErrorKind::NotEmpty) => Error::NotEmpty(msg),
             Some(ErrorKind::PermissionDenied) => Error::PermissionDenied(msg),
+            Some(ErrorKind::NotPermitted) => Error::NotPermitted(msg),
+            Some(ErrorKind::NameTooLong) => Error::NameTooLong(msg),
+            Some(ErrorKind::UnresolvedLink) => {
+                let text = |key| {
+                    status
+                        .metadata()
+                        .get_bin(key)
+                        .and_then(|v| v.to_bytes().ok())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default()
+                };
+                Error::UnresolvedLink {
+                    link: text(LINK_PATH_KEY),
+                    rest: text(LINK_REST_KEY),
+                }
+            }
+            Some(ErrorKind::NoSuchAttribute) => Error::NoSuchAttribute(msg),
+            Some(ErrorKind::TooBig) => Error::TooBig(msg),
+            Some(ErrorKind::OutOfRange) => Error::OutOfRange(msg),
+            Some(ErrorKind::TooManyLinks) => Error::TooManyLinks(msg),
             Some(ErrorKind::LeaseConflict) => Error::LeaseConflict(msg),
             Some(ErrorKind::LeaseExpired) => Error::LeaseExpired(msg),
             Some(ErrorKind::NoLiveDatanodes) => Error::NoLiveDatanodes(msg),
@@ -117,6 +166,13 @@ impl Error {
             Error::IsADirectory(_) => ErrorKind::IsADirectory,
             Error::NotEmpty(_) => ErrorKind::NotEmpty,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::NotPermitted(_) => ErrorKind::NotPermitted,
+            Error::NameTooLong(_) => ErrorKind::NameTooLong,
+            Error::UnresolvedLink { .. } => ErrorKind::UnresolvedLink,
+            Error::NoSuchAttribute(_) => ErrorKind::NoSuchAttribute,
+            Error::TooBig(_) => ErrorKind::TooBig,
+            Error::OutOfRange(_) => ErrorKind::OutOfRange,
+            Error::TooManyLinks(_) => ErrorKind::TooManyLinks,
             Error::LeaseConflict(_) => ErrorKind::LeaseConflict,
             Error::LeaseExpired(_) => ErrorKind::LeaseExpired,
             Error::NoLiveDatanodes(_) => ErrorKind::NoLiveDatanodes,
@@ -154,7 +210,8 @@ impl From<Error> for std::io::Error {
             Error::NotADirectory(_) => K::NotADirectory,
             Error::IsADirectory(_) => K::IsADirectory,
             Error::NotEmpty(_) => K::DirectoryNotEmpty,
-            Error::PermissionDenied(_) => K::PermissionDenied,
+            Error::PermissionDenied(_) | Error::NotPermitted(_) => K::PermissionDenied,
+            Error::NameTooLong(_) => K::InvalidFilename,
             Error::InvalidPath(_) | Error::InvalidArgument(_) => K::InvalidInput,
             Error::NoSpace(_) => K::StorageFull,
             Error::NotSupported(_) => K::Unsupported,

@@ -7,6 +7,7 @@
 //! - `reader`: [`FileReader`]: block streaming, checksum verification, replica failover.
 //! - [`blocking`]: the same API for synchronous code, with `std::io::{Read, Write, Seek}`.
 //! - `namenode` / `datanode`: the two connections (gRPC to the NameNode, data-transfer TCP).
+//! - `holds`: the files open through a client (kept as orphans if unlinked), lease renewal.
 //! - [`error`]: [`Error`], rebuilt from NameNode statuses in one place.
 //! - [`types`]: the domain types returned ([`FileStatus`], [`BlockLocation`], [`FsckReport`] ...).
 //! - [`user`]: the caller's identity (local passwd/group databases).
@@ -18,13 +19,19 @@ pub mod client;
 pub mod config;
 mod datanode;
 pub mod error;
+mod holds;
 mod namenode;
 mod reader;
 pub mod types;
 pub mod user;
 mod writer;
 
-pub use client::{CreateOptions, DfsClient};
+pub use client::{CreateOptions, DfsClient, EntryOptions, MAX_SYMLINKS};
+/// Paths of the namespace: [`path::DfsPath`], inode paths, the limits.
+pub use dfs_proto::path;
+/// Keeps a file open (held at the NameNode: unlinked, it stays readable by its inode path) for
+/// as long as it lives; from [`FileReader::keep_open`] or [`FileWriter::keep_open`].
+pub use holds::Hold as KeepOpen;
 pub use config::ClientConfig;
 pub use error::{Error, Result};
 pub use reader::FileReader;

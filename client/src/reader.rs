@@ -1,7 +1,11 @@
-//! Reading a file: block after block, each streamed from one DataNode in packets whose CRC32Cs
-//! are verified here. A checksum mismatch is reported to the NameNode (so the replica gets
-//! healed) and, like a dead or stalled DataNode, makes the reader continue from the same offset
-//! on another replica. The caller never sees a byte that failed verification.
+//! Reading a file: extent after extent, each streamed from one replica of its block in packets
+//! whose CRC32Cs are verified here; holes between extents read as zeros. A checksum mismatch is
+//! reported to the NameNode (so the replica gets healed) and, like a dead or stalled DataNode,
+//! makes the reader continue from the same offset on another replica. The caller never sees a
+//! byte that failed verification.
+//!
+//! A reader holds its file open (see `holds`) and, after the first answer, addresses it by inode
+//! path: renamed, replaced or unlinked meanwhile, it goes on reading the file it opened.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,9 +14,12 @@ use bytes::Bytes;
 use dfs_proto::packet::read_packet;
 use dfs_proto::pb::{self, op_request::Op};
 
+use dfs_proto::path::DfsPath;
+
 use crate::client::ClientInner;
 use crate::datanode::{self, Conn};
 use crate::error::{Error, Result};
+use crate::holds::Hold;
 use crate::namenode::call;
 
 /// How many times the block list is fetched again when every replica of a block failed (the
@@ -30,23 +37,32 @@ pub struct FileReader {
     current: Option<BlockReader>,
     /// DataNode uuids that failed for a given block id: never retried for that block.
     failed: HashSet<(u64, String)>,
-    /// The inode id of the file read (0 until the first fetch of locations).
+    /// The inode id of the file read.
     file_id: u64,
+    status: Option<crate::FileStatus>,
+    _hold: Hold,
 }
 
 impl FileReader {
-    pub(crate) async fn open(inner: Arc<ClientInner>, path: String) -> Result<FileReader> {
+    /// A reader of the file `locs` (its GetBlockLocations answer, with `hold`) describes.
+    pub(crate) async fn open(
+        inner: Arc<ClientInner>,
+        path: &str,
+        locs: pb::LocatedBlocks,
+    ) -> Result<FileReader> {
         let mut r = FileReader {
+            _hold: inner.hold(locs.file_id),
             inner,
-            path,
+            path: path.to_string(),
             blocks: Vec::new(),
             len: 0,
             pos: 0,
             current: None,
             failed: HashSet::new(),
-            file_id: 0,
+            file_id: locs.file_id,
+            status: locs.status.clone().map(crate::FileStatus::from),
         };
-        r.fetch_locations().await?;
+        r.take_locations(locs).await?;
         Ok(r)
     }
 
@@ -62,6 +78,16 @@ impl FileReader {
     /// The inode id of the file being read (what the path named when the reader opened).
     pub fn file_id(&self) -> u64 {
         self.file_id
+    }
+
+    /// Keeps the file open beyond this reader's life (see [`crate::KeepOpen`]).
+    pub fn keep_open(&self) -> crate::KeepOpen {
+        self.inner.hold(self.file_id)
+    }
+
+    /// The file's status when the reader opened it.
+    pub fn status(&self) -> Option<&crate::FileStatus> {
+        self.status.as_ref()
     }
 
     /// The offset of the next byte `read` returns.
@@ -85,6 +111,13 @@ impl FileReader {
         let mut refetches = 0;
         loop {
             if self.current.is_none() {
+                if let Some(end) = self.hole_end() {
+                    // A hole: zeros up to the next extent (or the end of the file).
+                    let n = buf.len().min((end - self.pos) as usize);
+                    buf[..n].fill(0);
+                    self.pos += n as u64;
+                    return Ok(n);
+                }
                 match self.open_block_reader().await {
                     Ok(Some(r)) => self.current = Some(r),
                     Ok(None) => return Ok(0),
@@ -160,16 +193,36 @@ impl FileReader {
         }
     }
 
-    async fn fetch_locations(&mut self) -> Result<()> {
-        let locs = self.inner.locations(&self.path, 0, u64::MAX).await?;
-        if self.file_id != 0 && locs.file_id != self.file_id {
-            // The path now names another file: never continue with its bytes.
-            return Err(Error::NotFound(format!(
-                "{} was replaced while being read",
-                self.path
-            )));
+    /// Where the hole at the current position ends, if it is in one: the next extent's start,
+    /// or the end of the file.
+    fn hole_end(&self) -> Option<u64> {
+        let pos = self.pos;
+        if self
+            .blocks
+            .iter()
+            .any(|b| pos >= b.offset && pos < b.offset + b.length)
+        {
+            return None;
         }
-        self.file_id = locs.file_id;
+        let next = self
+            .blocks
+            .iter()
+            .map(|b| b.offset)
+            .filter(|o| *o > pos)
+            .min()
+            .unwrap_or(self.len);
+        Some(next.min(self.len).max(pos + 1))
+    }
+
+    /// Asks again where the file's extents are, by its inode path (the file opened, whatever
+    /// its names are now).
+    async fn fetch_locations(&mut self) -> Result<()> {
+        let path = DfsPath::inode(self.file_id).to_string();
+        let locs = self.inner.locations(&path, 0, u64::MAX, false).await?;
+        self.take_locations(locs).await
+    }
+
+    async fn take_locations(&mut self, locs: pb::LocatedBlocks) -> Result<()> {
         self.blocks = locs.blocks;
         self.len = locs.file_length;
         if locs.under_construction && !locs.last_block_complete {
@@ -184,6 +237,10 @@ impl FileReader {
         let Some(last) = self.blocks.last_mut() else {
             return Ok(self.len);
         };
+        if last.offset + last.length != self.len || !last.under_construction {
+            // The file does not end with the block being written (a hole follows it).
+            return Ok(self.len);
+        }
         let block = last.block.unwrap_or_default();
         let mut errors = Vec::new();
         for dn in last.locations.iter().filter_map(|l| l.id.as_ref()) {
@@ -195,7 +252,8 @@ impl FileReader {
                     if let Some(b) = last.block.as_mut() {
                         b.num_bytes = r.visible_length;
                     }
-                    return Ok(last.offset + r.visible_length);
+                    last.length = r.visible_length.saturating_sub(last.block_offset);
+                    return Ok(last.offset + last.length);
                 }
                 Ok((_, r)) => errors.push(
                     datanode::check(r.status, &r.message, dn)
@@ -210,7 +268,7 @@ impl FileReader {
             return Ok(last.offset);
         }
         if errors.is_empty() {
-            return Ok(last.offset + block.num_bytes);
+            return Ok(last.offset + last.length);
         }
         Err(Error::BlockMissing {
             path: self.path.clone(),
@@ -226,19 +284,26 @@ impl FileReader {
     /// with the reasons when every replica failed.
     async fn open_block_reader(&mut self) -> std::result::Result<Option<BlockReader>, String> {
         let pos = self.pos;
-        let Some(lb) = self.blocks.iter().find(|b| {
-            pos >= b.offset && pos < b.offset + b.block.as_ref().map_or(0, |x| x.num_bytes)
-        }) else {
+        let Some(lb) = self
+            .blocks
+            .iter()
+            .find(|b| pos >= b.offset && pos < b.offset + b.length)
+        else {
             return Ok(None);
         };
         let block = lb.block.unwrap_or_default();
+        let extent = Extent {
+            file_off: lb.offset,
+            block_off: lb.block_offset,
+            end: lb.block_offset + lb.length,
+        };
         let mut reasons = Vec::new();
         for dn in lb.locations.iter().filter_map(|l| l.id.as_ref()) {
             if self.failed.contains(&(block.block_id, dn.uuid.clone())) {
                 continue;
             }
-            let offset = pos - lb.offset;
-            match BlockReader::open(&self.inner, dn, lb.offset, &block, offset).await {
+            let offset = lb.block_offset + (pos - lb.offset);
+            match BlockReader::open(&self.inner, dn, extent, &block, offset).await {
                 Ok(r) => return Ok(Some(r)),
                 Err(reason) => {
                     tracing::warn!(path = %self.path, "{reason}");
@@ -262,13 +327,13 @@ impl FileReader {
         let req = pb::ReportBadBlocksRequest {
             blocks: vec![pb::LocatedBlock {
                 block: Some(r.block),
-                offset: r.block_start,
+                offset: r.extent.file_off,
                 locations: vec![pb::DatanodeInfo {
                     id: Some(r.node.clone()),
                     ..Default::default()
                 }],
                 corrupt: true,
-                under_construction: false,
+                ..Default::default()
             }],
         };
         if let Err(e) = call!(self.inner.nn, report_bad_blocks, req) {
@@ -283,12 +348,20 @@ struct ReadFailure {
     corrupt: bool,
 }
 
-/// One streaming read of a block from one DataNode, from an offset to the block's end.
+/// Where an extent's bytes are: file bytes from `file_off` are block bytes from `block_off`,
+/// up to block offset `end`.
+#[derive(Debug, Clone, Copy)]
+struct Extent {
+    file_off: u64,
+    block_off: u64,
+    end: u64,
+}
+
+/// One streaming read of an extent from one DataNode, from an offset to the extent's end.
 struct BlockReader {
     node: pb::DatanodeId,
     block: pb::ExtendedBlock,
-    /// File offset of the block's first byte.
-    block_start: u64,
+    extent: Extent,
     /// The replica's bytes per checksum, as its DataNode announced it.
     bpc: u32,
     conn: Conn,
@@ -303,14 +376,14 @@ impl BlockReader {
     async fn open(
         inner: &ClientInner,
         dn: &pb::DatanodeId,
-        block_start: u64,
+        extent: Extent,
         block: &pb::ExtendedBlock,
         offset: u64,
     ) -> std::result::Result<BlockReader, String> {
         let op = Op::ReadBlock(pb::ReadBlockOp {
             block: Some(*block),
             offset,
-            length: block.num_bytes - offset,
+            length: extent.end - offset,
             client_name: inner.client_name.clone(),
         });
         let (conn, reply) = Conn::open::<pb::ReadBlockResponse>(dn, op, inner.cfg.socket_timeout)
@@ -331,12 +404,12 @@ impl BlockReader {
         Ok(BlockReader {
             node: dn.clone(),
             block: *block,
-            block_start,
+            extent,
             bpc,
             conn,
             pending: Bytes::new(),
             next: offset,
-            end: block.num_bytes,
+            end: extent.end,
             done: false,
         })
     }
@@ -347,7 +420,7 @@ impl BlockReader {
 
     /// File offset of the next byte this reader returns.
     fn file_pos(&self) -> u64 {
-        self.block_start + self.next
+        self.extent.file_off + (self.next - self.extent.block_off)
     }
 
     /// Returns verified bytes; 0 at the end of the block.

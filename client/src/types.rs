@@ -8,6 +8,50 @@ use dfs_proto::pb;
 pub enum FileKind {
     File,
     Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl FileKind {
+    fn from_wire(t: i32) -> FileKind {
+        match pb::FileType::try_from(t) {
+            Ok(pb::FileType::Directory) => FileKind::Directory,
+            Ok(pb::FileType::Symlink) => FileKind::Symlink,
+            Ok(pb::FileType::Fifo) => FileKind::Fifo,
+            Ok(pb::FileType::Socket) => FileKind::Socket,
+            Ok(pb::FileType::CharDevice) => FileKind::CharDevice,
+            Ok(pb::FileType::BlockDevice) => FileKind::BlockDevice,
+            Ok(pb::FileType::File) | Err(_) => FileKind::File,
+        }
+    }
+
+    pub(crate) fn to_wire(self) -> pb::FileType {
+        match self {
+            FileKind::File => pb::FileType::File,
+            FileKind::Directory => pb::FileType::Directory,
+            FileKind::Symlink => pb::FileType::Symlink,
+            FileKind::Fifo => pb::FileType::Fifo,
+            FileKind::Socket => pb::FileType::Socket,
+            FileKind::CharDevice => pb::FileType::CharDevice,
+            FileKind::BlockDevice => pb::FileType::BlockDevice,
+        }
+    }
+
+    /// The type letter `ls -l` shows.
+    pub fn letter(self) -> char {
+        match self {
+            FileKind::File => '-',
+            FileKind::Directory => 'd',
+            FileKind::Symlink => 'l',
+            FileKind::Fifo => 'p',
+            FileKind::Socket => 's',
+            FileKind::CharDevice => 'c',
+            FileKind::BlockDevice => 'b',
+        }
+    }
 }
 
 /// Metadata of a file or directory.
@@ -27,6 +71,15 @@ pub struct FileStatus {
     pub inode_id: u64,
     pub children: u64,
     pub under_construction: bool,
+    /// A symbolic link's target, as stored.
+    pub symlink: Vec<u8>,
+    /// Directory entries naming it (0: unlinked, still open); a directory's is 2 + subdirs.
+    pub nlink: u32,
+    pub ctime_ms: u64,
+    /// A device's number (Linux `dev_t`).
+    pub rdev: u64,
+    /// An extended or default ACL is set (`ls -l` shows a `+`).
+    pub has_acl: bool,
 }
 
 impl FileStatus {
@@ -35,6 +88,9 @@ impl FileStatus {
     }
     pub fn is_file(&self) -> bool {
         self.kind == FileKind::File
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.kind == FileKind::Symlink
     }
     pub fn mtime(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.mtime_ms)
@@ -47,11 +103,7 @@ impl FileStatus {
 impl From<pb::FileStatus> for FileStatus {
     fn from(s: pb::FileStatus) -> Self {
         FileStatus {
-            kind: if s.file_type == pb::FileType::Directory as i32 {
-                FileKind::Directory
-            } else {
-                FileKind::File
-            },
+            kind: FileKind::from_wire(s.file_type),
             name: s.name,
             length: s.length,
             replication: s.replication,
@@ -64,7 +116,240 @@ impl From<pb::FileStatus> for FileStatus {
             inode_id: s.inode_id,
             children: s.children_num,
             under_construction: s.under_construction,
+            symlink: s.symlink,
+            nlink: s.nlink,
+            ctime_ms: s.ctime_ms,
+            rdev: s.rdev,
+            has_acl: s.has_acl,
         }
+    }
+}
+
+/// One extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XAttr {
+    /// With its namespace: `user.`, `trusted.`, `security.` or `system.`.
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// How [`crate::DfsClient::set_xattr`] treats an existing attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XAttrFlag {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Fail with `AlreadyExists` if it exists (XATTR_CREATE).
+    Create,
+    /// Fail with `NoSuchAttribute` if it does not (XATTR_REPLACE).
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AclScope {
+    Access,
+    Default,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AclType {
+    User,
+    Group,
+    Mask,
+    Other,
+}
+
+/// One ACL entry, as HDFS's `AclEntry`; written `[default:]user|group|mask|other:[name]:rwx`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclEntry {
+    pub scope: AclScope,
+    pub kind: AclType,
+    /// `None` for the owner, the owning group, the mask and others.
+    pub name: Option<String>,
+    /// rwx in the low 3 bits.
+    pub perm: u32,
+}
+
+impl AclEntry {
+    /// Parses one entry of an ACL spec (`user:bob:rw-`, `default:group::r-x`, `mask::rwx`);
+    /// without a permission (`user:bob`, for removals) the permission is 0.
+    pub fn parse(spec: &str) -> Result<AclEntry, String> {
+        let (scope, rest) = match spec.strip_prefix("default:") {
+            Some(r) => (AclScope::Default, r),
+            None => (AclScope::Access, spec),
+        };
+        let mut parts = rest.split(':');
+        let kind = match parts.next() {
+            Some("user" | "u") => AclType::User,
+            Some("group" | "g") => AclType::Group,
+            Some("mask" | "m") => AclType::Mask,
+            Some("other" | "o") => AclType::Other,
+            _ => return Err(format!("invalid ACL entry {spec:?}: no user, group, mask or other")),
+        };
+        let name = parts.next().filter(|n| !n.is_empty()).map(str::to_string);
+        let perm = match parts.next() {
+            None => 0,
+            Some(p) => parse_perm(p).ok_or_else(|| format!("invalid permission in {spec:?}"))?,
+        };
+        if parts.next().is_some() {
+            return Err(format!("invalid ACL entry {spec:?}: too many fields"));
+        }
+        Ok(AclEntry {
+            scope,
+            kind,
+            name,
+            perm,
+        })
+    }
+
+    /// Parses a comma-separated ACL spec.
+    pub fn parse_spec(spec: &str) -> Result<Vec<AclEntry>, String> {
+        spec.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| AclEntry::parse(s.trim()))
+            .collect()
+    }
+
+    pub(crate) fn to_wire(&self) -> pb::AclEntry {
+        pb::AclEntry {
+            scope: match self.scope {
+                AclScope::Access => pb::AclScope::Access,
+                AclScope::Default => pb::AclScope::Default,
+            } as i32,
+            r#type: match self.kind {
+                AclType::User => pb::AclType::User,
+                AclType::Group => pb::AclType::Group,
+                AclType::Mask => pb::AclType::Mask,
+                AclType::Other => pb::AclType::Other,
+            } as i32,
+            name: self.name.clone().unwrap_or_default(),
+            permission: self.perm,
+        }
+    }
+
+    fn from_wire(e: &pb::AclEntry) -> AclEntry {
+        AclEntry {
+            scope: if e.scope == pb::AclScope::Default as i32 {
+                AclScope::Default
+            } else {
+                AclScope::Access
+            },
+            kind: match pb::AclType::try_from(e.r#type) {
+                Ok(pb::AclType::Group) => AclType::Group,
+                Ok(pb::AclType::Mask) => AclType::Mask,
+                Ok(pb::AclType::Other) => AclType::Other,
+                _ => AclType::User,
+            },
+            name: (!e.name.is_empty()).then(|| e.name.clone()),
+            perm: e.permission & 7,
+        }
+    }
+}
+
+/// `rwx`, `r-x`, or an octal digit.
+fn parse_perm(p: &str) -> Option<u32> {
+    if let Ok(d) = p.parse::<u32>() {
+        return (d <= 7).then_some(d);
+    }
+    let b = p.as_bytes();
+    if b.len() != 3 {
+        return None;
+    }
+    let bit = |c: u8, want: u8, v: u32| match c {
+        c if c == want => Some(v),
+        b'-' => Some(0),
+        _ => None,
+    };
+    Some(bit(b[0], b'r', 4)? | bit(b[1], b'w', 2)? | bit(b[2], b'x', 1)?)
+}
+
+impl std::fmt::Display for AclEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.scope == AclScope::Default {
+            f.write_str("default:")?;
+        }
+        let kind = match self.kind {
+            AclType::User => "user",
+            AclType::Group => "group",
+            AclType::Mask => "mask",
+            AclType::Other => "other",
+        };
+        let p = self.perm;
+        let c = |bit: u32, ch: char| if p & bit != 0 { ch } else { '-' };
+        write!(
+            f,
+            "{kind}:{}:{}{}{}",
+            self.name.as_deref().unwrap_or(""),
+            c(4, 'r'),
+            c(2, 'w'),
+            c(1, 'x')
+        )
+    }
+}
+
+/// An inode's ACL as the NameNode keeps it (HDFS's `AclStatus`): `entries` are the extended
+/// access entries (named users and groups, with the owning group's own entry) and the default
+/// ACL; `permission` the mode bits, whose group bits are the mask when there are named entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclStatus {
+    pub owner: String,
+    pub group: String,
+    pub sticky: bool,
+    pub entries: Vec<AclEntry>,
+    pub permission: u32,
+}
+
+impl From<pb::GetAclStatusResponse> for AclStatus {
+    fn from(r: pb::GetAclStatusResponse) -> Self {
+        AclStatus {
+            owner: r.owner,
+            group: r.group,
+            sticky: r.sticky,
+            entries: r.entries.iter().map(AclEntry::from_wire).collect(),
+            permission: r.permission,
+        }
+    }
+}
+
+impl AclStatus {
+    /// The whole ACL as `getfacl` lists it: owner, named users, owning group, named groups,
+    /// mask (with named entries), other, then the default ACL.
+    pub fn full(&self) -> Vec<AclEntry> {
+        let a = AclScope::Access;
+        let m = self.permission;
+        let entry = |kind, name: Option<String>, perm| AclEntry {
+            scope: a,
+            kind,
+            name,
+            perm,
+        };
+        let named = |kind| {
+            self.entries
+                .iter()
+                .filter(move |e| e.scope == a && e.kind == kind && e.name.is_some())
+                .cloned()
+        };
+        let extended = self.entries.iter().any(|e| e.scope == a && e.name.is_some());
+        let mut out = vec![entry(AclType::User, None, (m >> 6) & 7)];
+        out.extend(named(AclType::User));
+        let group_obj = self
+            .entries
+            .iter()
+            .find(|e| e.scope == a && e.kind == AclType::Group && e.name.is_none())
+            .map_or((m >> 3) & 7, |e| e.perm);
+        out.push(entry(AclType::Group, None, group_obj));
+        out.extend(named(AclType::Group));
+        if extended {
+            out.push(entry(AclType::Mask, None, (m >> 3) & 7));
+        }
+        out.push(entry(AclType::Other, None, m & 7));
+        out.extend(
+            self.entries
+                .iter()
+                .filter(|e| e.scope == AclScope::Default)
+                .cloned(),
+        );
+        out
     }
 }
 
@@ -411,6 +696,29 @@ mod tests {
             }],
             directories: 0,
         }
+    }
+
+    #[test]
+    fn acl_specs_parse_and_print_as_hdfs_writes_them() {
+        let e = AclEntry::parse("default:user:bob:rw-").unwrap();
+        assert_eq!((e.scope, e.kind, e.name.as_deref(), e.perm), (AclScope::Default, AclType::User, Some("bob"), 6));
+        assert_eq!(e.to_string(), "default:user:bob:rw-");
+        assert_eq!(AclEntry::parse("mask::5").unwrap().to_string(), "mask::r-x");
+        assert_eq!(AclEntry::parse("user:bob").unwrap().perm, 0);
+        for bad in ["bob:rwx", "user:bob:rwz", "user:a:rwx:x", "other::8"] {
+            assert!(AclEntry::parse(bad).is_err(), "{bad}");
+        }
+        let spec = AclEntry::parse_spec("user::rwx, group::r-x,other::---").unwrap();
+        assert_eq!(spec.len(), 3);
+        let st = AclStatus {
+            owner: "a".into(),
+            group: "g".into(),
+            sticky: false,
+            entries: vec![AclEntry::parse("user:bob:rwx").unwrap(), AclEntry::parse("group::r--").unwrap()],
+            permission: 0o750,
+        };
+        let full: Vec<String> = st.full().iter().map(|e| e.to_string()).collect();
+        assert_eq!(full, ["user::rwx", "user:bob:rwx", "group::r--", "mask::r-x", "other::---"]);
     }
 
     #[test]

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use crate::client::ClientInner;
 use crate::datanode::{self, Conn};
 use crate::error::{Error, Result};
+use crate::holds::Hold;
 use crate::namenode::call;
 use crate::types::FileStatus;
 
@@ -53,6 +54,8 @@ pub struct FileWriter {
     /// File length so far (including buffered bytes).
     length: u64,
     state: State,
+    /// The writer holds its file open (and its lease renewed) while it lives.
+    _hold: Hold,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +73,7 @@ impl FileWriter {
         reopen: Option<pb::LocatedBlock>,
     ) -> Result<FileWriter> {
         let mut w = FileWriter {
+            _hold: inner.hold(status.inode_id),
             path,
             status: FileStatus::from(status.clone()),
             buf: BytesMut::with_capacity(PACKET_SIZE),
@@ -79,7 +83,6 @@ impl FileWriter {
             state: State::Open,
             inner,
         };
-        w.inner.writer_opened();
         if let Some(lb) = reopen {
             // Append to a partial last block: reopen its replicas at their current length.
             let len = lb.block.as_ref().map_or(0, |b| b.num_bytes);
@@ -108,6 +111,11 @@ impl FileWriter {
     /// append): its length then, owner, permission, times.
     pub fn status(&self) -> &FileStatus {
         &self.status
+    }
+
+    /// Keeps the file open beyond this writer's life (see [`crate::KeepOpen`]).
+    pub fn keep_open(&self) -> crate::KeepOpen {
+        self.inner.hold(self.status.inode_id)
     }
 
     /// The inode id of the file being written.
@@ -186,10 +194,7 @@ impl FileWriter {
         }
         let result = self.finish().await;
         match &result {
-            Ok(()) => {
-                self.state = State::Closed;
-                self.inner.writer_closed();
-            }
+            Ok(()) => self.state = State::Closed,
             Err(e) => {
                 self.fail(Failure::from(e.to_string()));
             }
@@ -242,9 +247,6 @@ impl FileWriter {
     /// `NoSpace` when the DataNodes ran out of room, so the caller learns that the cluster is
     /// full rather than that a pipeline broke.
     fn fail(&mut self, f: Failure) -> Error {
-        if self.state == State::Open {
-            self.inner.writer_closed();
-        }
         self.state = State::Failed(f.reason.clone());
         self.block = None;
         if f.no_space {
@@ -360,14 +362,6 @@ impl FileWriter {
             path: self.path.clone(),
             reason,
         })
-    }
-}
-
-impl Drop for FileWriter {
-    fn drop(&mut self) {
-        if self.state == State::Open {
-            self.inner.writer_closed();
-        }
     }
 }
 

@@ -85,17 +85,19 @@ keys! {
     "dfs.namenode.checkpoint.period" Duration "1h" "Checkpoint the namespace at least this often.";
     "dfs.namenode.checkpoint.txns" Int [1, u64::MAX] "1000000" "Checkpoint after this many edit-log transactions.";
     "dfs.namenode.lease.soft-limit" Duration "60s" "A writer silent this long loses its lease to another client that asks.";
-    "dfs.namenode.lease.hard-limit" Duration "20m" "A writer silent this long loses its lease and the file is closed.";
+    "dfs.namenode.lease.hard-limit" Duration "20m" "A client silent this long loses its leases: a file it was writing is closed, and one it held open after it was unlinked is deleted.";
     "dfs.namenode.safemode.threshold-pct" Float "0.999" "Fraction of blocks that must be reported before leaving safe mode.";
     "dfs.namenode.safemode.extension" Duration "30s" "How long safe mode lasts after the threshold is reached.";
     "dfs.namenode.accesstime.precision" Duration "1h" "A read records the file's access time (one logged op) only when the stored one is older than this; 0 never records it.";
     "dfs.ls.limit" Int [1, U32] "1000" "Entries per listing page.";
+    "dfs.namenode.fs-limits.max-xattrs-per-inode" Int [0, U32] "32" "Extended attributes an inode may have; one more is refused (ENOSPC).";
+    "dfs.namenode.fs-limits.max-xattr-size" Size [1, 65791] "16384" "Bytes of an extended attribute's name and value together; a bigger one is refused (E2BIG).";
     "dfs.permissions.enabled" Bool "true" "Check owner/group/mode on every namespace operation.";
     "dfs.permissions.superusergroup" Text "supergroup" "Members of this group are superusers; the root directory's group when a new namespace is formatted.";
     "fs.permissions.umask-mode" Octal "022" "Permission bits removed from new files and directories.";
     "dfs.client.socket-timeout" Duration "60s" "A DataNode connection stalled this long fails over (clients and DataNodes).";
     "dfs.client.connect-timeout" Duration "10s" "Connecting to the NameNode gives up after this.";
-    "dfs.client.lease.renew-interval" Duration "30s" "How often a writing client renews its leases.";
+    "dfs.client.lease.renew-interval" Duration "30s" "How often a client with files open (for reading or writing) renews its leases.";
     "dfs.client.write.max-packets-in-flight" Int [1, U32] "80" "Unacknowledged packets per write pipeline.";
     "dfs.datanode.scan.period" Duration "504h" "The block scanner re-verifies every finalized replica once per period.";
     "dfs.block.scanner.volume.bytes.per.second" Size "8M" "Block scanner read rate per DataNode; 0: unpaced.";
@@ -239,6 +241,8 @@ impl Config {
             supergroup: self.text("dfs.permissions.superusergroup"),
             safemode_threshold: self.float("dfs.namenode.safemode.threshold-pct"),
             safemode_extension: self.duration("dfs.namenode.safemode.extension"),
+            max_xattrs_per_inode: self.int("dfs.namenode.fs-limits.max-xattrs-per-inode") as usize,
+            max_xattr_size: self.size("dfs.namenode.fs-limits.max-xattr-size") as usize,
         }
     }
 

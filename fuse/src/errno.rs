@@ -13,12 +13,16 @@ pub fn errno(e: &Error) -> Errno {
         Error::IsADirectory(_) => Errno::EISDIR,
         Error::NotEmpty(_) => Errno::ENOTEMPTY,
         Error::PermissionDenied(_) => Errno::EACCES,
+        Error::NotPermitted(_) => Errno::EPERM,
+        Error::NameTooLong(_) => Errno::ENAMETOOLONG,
+        Error::TooManySymlinks(_) => Errno::ELOOP,
+        Error::NoSuchAttribute(_) => Errno::ENODATA,
+        Error::TooBig(_) => Errno::E2BIG,
+        Error::OutOfRange(_) => Errno::ERANGE,
+        Error::TooManyLinks(_) => Errno::EMLINK,
         // Another client is writing the file.
         Error::LeaseConflict(_) => Errno::EBUSY,
         Error::NoSpace(_) | Error::NoLiveDatanodes(_) => Errno::ENOSPC,
-        Error::InvalidPath(m) if m.contains("255 bytes") || m.contains("4096 bytes") => {
-            Errno::ENAMETOOLONG
-        }
         Error::InvalidPath(_) | Error::InvalidArgument(_) | Error::InvalidRename(_) => {
             Errno::EINVAL
         }
@@ -35,15 +39,6 @@ pub fn errno(e: &Error) -> Errno {
     }
 }
 
-/// For what only a file's owner may do (chmod, chown, setting explicit times), POSIX says a
-/// refusal is EPERM, not EACCES.
-pub fn owner_errno(e: &Error) -> Errno {
-    match e {
-        Error::PermissionDenied(_) => Errno::EPERM,
-        _ => errno(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,18 +47,13 @@ mod tests {
     fn kinds_map_to_their_errno() {
         assert_eq!(errno(&Error::NotFound("x".into())), Errno::ENOENT);
         assert_eq!(errno(&Error::NotEmpty("x".into())), Errno::ENOTEMPTY);
-        assert_eq!(
-            errno(&Error::InvalidPath(
-                "invalid path \"/x\": component longer than 255 bytes".into()
-            )),
-            Errno::ENAMETOOLONG
-        );
+        // Typed, never read from the message.
+        assert_eq!(errno(&Error::NameTooLong("x".into())), Errno::ENAMETOOLONG);
+        assert_eq!(errno(&Error::InvalidPath("255 bytes".into())), Errno::EINVAL);
         assert_eq!(errno(&Error::NotSupported("x".into())), Errno::EOPNOTSUPP);
         assert_eq!(errno(&Error::PermissionDenied("x".into())), Errno::EACCES);
-        assert_eq!(
-            owner_errno(&Error::PermissionDenied("x".into())),
-            Errno::EPERM
-        );
-        assert_eq!(owner_errno(&Error::NotFound("x".into())), Errno::ENOENT);
+        assert_eq!(errno(&Error::NotPermitted("x".into())), Errno::EPERM);
+        assert_eq!(errno(&Error::NoSuchAttribute("x".into())), Errno::ENODATA);
+        assert_eq!(errno(&Error::TooManyLinks("x".into())), Errno::EMLINK);
     }
 }

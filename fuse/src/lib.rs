@@ -2,19 +2,27 @@
 //! (as root it mounts with `mount(2)` on `/dev/fuse`: no libfuse, no `fusermount3`).
 //!
 //! Module map:
-//! - `fs`: [`fs::DfsFs`], the `fuser::Filesystem` (thin adapters over the client).
-//! - `inodes`: inode number ↔ path table, with `forget` accounting.
-//! - `ids`: owner and group names → local ids, cached (the C library is slow on unknown names).
+//! - `fs`: [`fs::DfsFs`] and its state: identities, attributes, namespace operations (inode
+//!   numbers are NameNode inode ids, addressed by inode path).
+//! - `filesystem`: the `fuser::Filesystem` implementation (thin adapters).
+//! - `files`: open files: handles, reads, writes, flushes, truncation.
+//! - `dir`: listings, page by page.
+//! - `xattr`: extended attributes, and ACLs through theirs; `acl`: the kernel's ACL format.
+//! - `ids`: owner and group names ↔ local ids, cached (the C library is slow on unknown names).
 //! - `window`: the bytes a handle's read stream produced most recently (out-of-order read-ahead).
 //! - `errno`: client error → errno, in one place.
 //!
 //! [`mount`] mounts and returns a [`Mount`]; dropping it (or [`Mount::unmount`]) unmounts.
 
+mod acl;
+mod dir;
 mod errno;
+mod files;
+mod filesystem;
 pub mod fs;
 mod ids;
-mod inodes;
 mod window;
+mod xattr;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -99,10 +107,12 @@ pub fn mount(
         fuser::MountOption::Subtype("dfs".into()),
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
+        // The kernel checks permissions, with the caller's real groups and capabilities.
+        fuser::MountOption::DefaultPermissions,
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
-        // Root mounts for everyone; the NameNode checks each caller's permissions.
+        // Root mounts for everyone; the kernel checks each caller's permissions.
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(opts.threads.max(1));

@@ -2,8 +2,8 @@
 //!
 //! Layout of `current/fsimage_<txid, 20 digits>`:
 //! the 8-byte magic `DFSIMG01`; one framed record (see [`crate::record`]) holding an
-//! `ImageHeader`; `num_inodes` framed records holding `ImageInode`s, parents before children
-//! (breadth first from the root); then a 4-byte big-endian CRC32C of every preceding byte of the
+//! `ImageHeader`; `num_inodes` framed records holding `ImageInode`s: the root, every inode after
+//! the directory of its first entry (breadth first from the root), then the orphans; then a 4-byte big-endian CRC32C of every preceding byte of the
 //! file; then end of file. Anything else (bad magic, a bad record, a missing or extra byte, a
 //! wrong trailer, an inconsistent tree) is refused: a checkpoint is never half-loaded.
 //!
@@ -19,10 +19,14 @@ use prost::Message;
 
 use crate::editlog::sync_dir;
 use crate::error::{Error, Result};
-use crate::namespace::{Counters, FileMeta, Inode, InodeKind, Namespace};
+use crate::convert;
+use crate::namespace::{
+    Counters, DirMeta, Extent, FileMeta, ImageEntry, Inode, InodeKind, Namespace, SpecialKind,
+    XAttr,
+};
 use crate::op::Op;
 use crate::record::{self, Next};
-use crate::types::{Block, InodeId};
+use crate::types::{Block, BlockId, FileType, InodeId};
 
 /// First bytes of every image.
 pub const IMAGE_MAGIC: &[u8; 8] = b"DFSIMG01";
@@ -41,68 +45,141 @@ pub struct Image {
     pub ns: Namespace,
 }
 
-impl From<&Inode> for pb::ImageInode {
-    fn from(i: &Inode) -> Self {
+impl From<&ImageEntry> for pb::ImageInode {
+    fn from(e: &ImageEntry) -> Self {
+        let i = &e.inode;
         let mut out = pb::ImageInode {
             inode_id: i.id.0,
             parent_id: i.parent.0,
             name: i.name.clone(),
-            file_type: pb::FileType::Directory as i32,
+            file_type: pb::FileType::from(i.file_type()) as i32,
             permission: i.permission,
             owner: i.owner.clone(),
             group: i.group.clone(),
             mtime_ms: i.mtime_ms,
             atime_ms: i.atime_ms,
+            ctime_ms: i.ctime_ms,
+            xattrs: i
+                .xattrs
+                .iter()
+                .map(|x| pb::XAttr {
+                    name: x.name.clone(),
+                    value: x.value.clone(),
+                })
+                .collect(),
+            acl: i.acl.entries.iter().map(pb::AclEntry::from).collect(),
+            links: e
+                .links
+                .iter()
+                .map(|(p, n)| pb::ImageLink {
+                    parent_id: p.0,
+                    name: n.clone(),
+                })
+                .collect(),
+            orphan_holders: e.orphan_holders.clone(),
             ..Default::default()
         };
-        if let InodeKind::File(f) = &i.kind {
-            out.file_type = pb::FileType::File as i32;
-            out.replication = f.replication;
-            out.block_size = f.block_size;
-            out.blocks = f.blocks.iter().map(|b| pb::BlockRecord::from(*b)).collect();
-            out.lease_holder = f.client.clone().unwrap_or_default();
+        match &i.kind {
+            InodeKind::File(f) => {
+                out.replication = f.replication;
+                out.block_size = f.block_size;
+                out.blocks = f.blocks.iter().map(|b| pb::BlockRecord::from(*b)).collect();
+                out.lease_holder = f.client.clone().unwrap_or_default();
+                if !f.is_sequential() {
+                    out.has_extents = true;
+                    out.length = f.length();
+                    out.extents = f
+                        .extents()
+                        .iter()
+                        .map(|x| pb::ExtentRecord {
+                            offset: x.off,
+                            length: x.len,
+                            block_id: x.block.0,
+                            block_offset: x.block_off,
+                        })
+                        .collect();
+                }
+            }
+            InodeKind::Symlink(t) => out.symlink = t.clone(),
+            InodeKind::Special { rdev, .. } => out.rdev = *rdev,
+            InodeKind::Dir(_) => {}
         }
         out
     }
 }
 
-impl TryFrom<pb::ImageInode> for Inode {
+impl TryFrom<pb::ImageInode> for ImageEntry {
     type Error = Error;
-    fn try_from(i: pb::ImageInode) -> Result<Inode> {
-        let kind = match pb::FileType::try_from(i.file_type) {
-            Ok(pb::FileType::Directory) => InodeKind::Dir {
-                children: Default::default(),
-            },
-            Ok(pb::FileType::File) => InodeKind::File(FileMeta {
-                replication: i.replication,
-                block_size: i.block_size,
-                blocks: i.blocks.iter().map(Block::from).collect(),
-                client: (!i.lease_holder.is_empty()).then_some(i.lease_holder),
-            }),
-            Err(_) => {
-                return Err(Error::Corrupt(format!(
-                    "image: inode {} has unknown file type {}",
-                    i.inode_id, i.file_type
-                )))
+    fn try_from(i: pb::ImageInode) -> Result<ImageEntry> {
+        let id = i.inode_id;
+        let bad = move |m: String| Error::Corrupt(format!("image: inode {id}: {m}"));
+        let file_type = convert::file_type(i.file_type).map_err(bad)?;
+        let kind = match (file_type, SpecialKind::of(file_type)) {
+            (FileType::Directory, _) => InodeKind::Dir(DirMeta::default()),
+            (FileType::Symlink, _) => InodeKind::Symlink(i.symlink.clone()),
+            (_, Some(kind)) => InodeKind::Special { kind, rdev: i.rdev },
+            _ => {
+                let client = (!i.lease_holder.is_empty()).then(|| i.lease_holder.clone());
+                let blocks = i.blocks.iter().map(Block::from).collect();
+                let f = FileMeta::sequential(i.replication, i.block_size, blocks, client);
+                let f = if i.has_extents {
+                    let extents = i
+                        .extents
+                        .iter()
+                        .map(|x| Extent {
+                            off: x.offset,
+                            len: x.length,
+                            block: BlockId(x.block_id),
+                            block_off: x.block_offset,
+                        })
+                        .collect();
+                    f.with_extents(extents, i.length)
+                        .map_err(|e| bad(e.to_string()))?
+                } else {
+                    f
+                };
+                InodeKind::File(f)
             }
         };
-        Ok(Inode {
-            id: InodeId(i.inode_id),
-            parent: InodeId(i.parent_id),
-            name: i.name,
-            permission: i.permission & 0o7777,
-            owner: i.owner,
-            group: i.group,
-            mtime_ms: i.mtime_ms,
-            atime_ms: i.atime_ms,
+        let acl = convert::acl(&i.acl).map_err(bad)?;
+        let mut inode = Inode::new(
+            InodeId(i.inode_id),
+            i.permission,
+            &i.owner,
+            &i.group,
+            i.mtime_ms,
             kind,
+        );
+        inode.parent = InodeId(i.parent_id);
+        inode.name = i.name;
+        inode.atime_ms = i.atime_ms;
+        // Images of earlier versions kept no ctime: the mtime is the best there is.
+        inode.ctime_ms = if i.ctime_ms == 0 { i.mtime_ms } else { i.ctime_ms };
+        inode.xattrs = i
+            .xattrs
+            .into_iter()
+            .map(|x| XAttr {
+                name: x.name,
+                value: x.value,
+            })
+            .collect();
+        inode.xattrs.sort_by(|a, b| a.name.cmp(&b.name));
+        inode.acl = acl;
+        Ok(ImageEntry {
+            inode,
+            links: i
+                .links
+                .into_iter()
+                .map(|l| (InodeId(l.parent_id), l.name))
+                .collect(),
+            orphan_holders: i.orphan_holders,
         })
     }
 }
 
 /// Serializes the namespace as of `txid`.
 pub fn encode(ns: &Namespace, cluster_id: &str, txid: u64) -> Vec<u8> {
-    let inodes = ns.inodes_parent_first();
+    let inodes = ns.image_entries();
     let c = ns.counters();
     let header = pb::ImageHeader {
         last_txid: txid,
@@ -115,8 +192,8 @@ pub fn encode(ns: &Namespace, cluster_id: &str, txid: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + inodes.len() * 64);
     out.extend_from_slice(IMAGE_MAGIC);
     record::encode(&header.encode_to_vec(), &mut out);
-    for i in inodes {
-        record::encode(&pb::ImageInode::from(i).encode_to_vec(), &mut out);
+    for e in &inodes {
+        record::encode(&pb::ImageInode::from(e).encode_to_vec(), &mut out);
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_be_bytes());
@@ -154,7 +231,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Image> {
         let p = next("inode")?;
         let i =
             pb::ImageInode::decode(p.as_slice()).map_err(|e| bad(format!("inode #{k}: {e}")))?;
-        inodes.push(Inode::try_from(i)?);
+        inodes.push(ImageEntry::try_from(i)?);
     }
     if !r.is_empty() {
         return Err(bad(format!(
@@ -162,7 +239,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Image> {
             r.len()
         )));
     }
-    let ns = Namespace::from_inodes(
+    let ns = Namespace::from_image(
         inodes,
         Counters {
             next_inode_id: header.next_inode_id,

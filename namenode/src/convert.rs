@@ -1,8 +1,10 @@
 //! The one place where RPC prost types become domain types and back. (Edit records are
-//! converted in `op.rs`, image records in `checkpoint.rs`.)
+//! converted in `op.rs`, image records in `checkpoint.rs`; the small types both share with RPCs,
+//! file types and ACL entries, are converted here.)
 
 use dfs_proto::pb;
 
+use crate::acl::{Acl, AclEntry, AclScope, AclType};
 use crate::error::{Error, Result};
 use crate::types::{
     AdminState, Block, BlockId, Command, ContentSummary, DatanodeId, DatanodeInfo, FileStatus,
@@ -117,10 +119,7 @@ impl From<FileStatus> for pb::FileStatus {
     fn from(s: FileStatus) -> Self {
         pb::FileStatus {
             name: s.name,
-            file_type: match s.file_type {
-                FileType::File => pb::FileType::File,
-                FileType::Directory => pb::FileType::Directory,
-            } as i32,
+            file_type: pb::FileType::from(s.file_type) as i32,
             length: s.length,
             replication: s.replication,
             block_size: s.block_size,
@@ -133,8 +132,93 @@ impl From<FileStatus> for pb::FileStatus {
             children_num: s.children_num,
             under_construction: s.under_construction,
             lease_holder: s.lease_holder,
+            symlink: s.symlink,
+            nlink: s.nlink,
+            ctime_ms: s.ctime_ms,
+            rdev: s.rdev,
+            has_acl: s.has_acl,
         }
     }
+}
+
+impl From<FileType> for pb::FileType {
+    fn from(t: FileType) -> Self {
+        match t {
+            FileType::File => pb::FileType::File,
+            FileType::Directory => pb::FileType::Directory,
+            FileType::Symlink => pb::FileType::Symlink,
+            FileType::Fifo => pb::FileType::Fifo,
+            FileType::Socket => pb::FileType::Socket,
+            FileType::CharDevice => pb::FileType::CharDevice,
+            FileType::BlockDevice => pb::FileType::BlockDevice,
+        }
+    }
+}
+
+/// A wire file type, or why it is none.
+pub fn file_type(t: i32) -> std::result::Result<FileType, String> {
+    Ok(match pb::FileType::try_from(t) {
+        Ok(pb::FileType::File) => FileType::File,
+        Ok(pb::FileType::Directory) => FileType::Directory,
+        Ok(pb::FileType::Symlink) => FileType::Symlink,
+        Ok(pb::FileType::Fifo) => FileType::Fifo,
+        Ok(pb::FileType::Socket) => FileType::Socket,
+        Ok(pb::FileType::CharDevice) => FileType::CharDevice,
+        Ok(pb::FileType::BlockDevice) => FileType::BlockDevice,
+        Err(_) => return Err(format!("unknown file type {t}")),
+    })
+}
+
+impl From<&AclEntry> for pb::AclEntry {
+    fn from(e: &AclEntry) -> Self {
+        pb::AclEntry {
+            scope: match e.scope {
+                AclScope::Access => pb::AclScope::Access,
+                AclScope::Default => pb::AclScope::Default,
+            } as i32,
+            r#type: match e.kind {
+                AclType::User => pb::AclType::User,
+                AclType::Group => pb::AclType::Group,
+                AclType::Mask => pb::AclType::Mask,
+                AclType::Other => pb::AclType::Other,
+            } as i32,
+            name: e.name.clone().unwrap_or_default(),
+            permission: e.perm,
+        }
+    }
+}
+
+/// Wire ACL entries, or why they are not valid ones.
+pub fn acl_entries(entries: &[pb::AclEntry]) -> std::result::Result<Vec<AclEntry>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let scope = match pb::AclScope::try_from(e.scope) {
+                Ok(pb::AclScope::Access) => AclScope::Access,
+                Ok(pb::AclScope::Default) => AclScope::Default,
+                Err(_) => return Err(format!("unknown ACL scope {}", e.scope)),
+            };
+            let kind = match pb::AclType::try_from(e.r#type) {
+                Ok(pb::AclType::User) => AclType::User,
+                Ok(pb::AclType::Group) => AclType::Group,
+                Ok(pb::AclType::Mask) => AclType::Mask,
+                Ok(pb::AclType::Other) => AclType::Other,
+                Err(_) => return Err(format!("unknown ACL entry type {}", e.r#type)),
+            };
+            if e.permission > 7 {
+                return Err(format!("ACL permission {:o} is more than rwx", e.permission));
+            }
+            let name = (!e.name.is_empty()).then_some(e.name.as_str());
+            Ok(AclEntry::new(scope, kind, name, e.permission))
+        })
+        .collect()
+}
+
+/// A stored ACL (edit log, image).
+pub fn acl(entries: &[pb::AclEntry]) -> std::result::Result<Acl, String> {
+    Ok(Acl {
+        entries: acl_entries(entries)?,
+    })
 }
 
 impl From<ContentSummary> for pb::ContentSummary {
@@ -156,6 +240,8 @@ impl From<LocatedBlock> for pb::LocatedBlock {
             locations: b.locations.iter().map(pb::DatanodeInfo::from).collect(),
             corrupt: b.corrupt,
             under_construction: b.under_construction,
+            block_offset: b.block_offset,
+            length: b.length,
         }
     }
 }
@@ -169,6 +255,7 @@ impl From<LocatedBlocks> for pb::LocatedBlocks {
             last_block: l.last_block.map(pb::LocatedBlock::from),
             last_block_complete: l.last_block_complete,
             file_id: l.file_id,
+            status: l.status.map(pb::FileStatus::from),
         }
     }
 }

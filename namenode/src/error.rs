@@ -23,6 +23,23 @@ pub enum Error {
     NotEmpty(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// Not allowed whatever the permission bits: not the owner, not the superuser (EPERM).
+    #[error("operation not permitted: {0}")]
+    NotPermitted(String),
+    #[error("file name too long: {0}")]
+    NameTooLong(String),
+    /// A symbolic link met while resolving a path (never followed here): `link` is its path,
+    /// `rest` what followed it.
+    #[error("{link} is a symbolic link (with {rest:?} after it): the client resolves it")]
+    UnresolvedLink { link: String, rest: String },
+    #[error("no such attribute: {0}")]
+    NoSuchAttribute(String),
+    #[error("too big: {0}")]
+    TooBig(String),
+    #[error("out of range: {0}")]
+    OutOfRange(String),
+    #[error("too many links: {0}")]
+    TooManyLinks(String),
     #[error("{0}")]
     LeaseConflict(String),
     #[error("{0}")]
@@ -32,7 +49,7 @@ pub enum Error {
     #[error("{0}")]
     NoSpace(String),
     #[error(transparent)]
-    InvalidPath(#[from] InvalidPath),
+    InvalidPath(InvalidPath),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("name node is in safe mode: {0}")]
@@ -66,6 +83,17 @@ pub enum Error {
     Internal(String),
 }
 
+/// A path too long is its own kind (ENAMETOOLONG), any other malformed path invalid.
+impl From<InvalidPath> for Error {
+    fn from(e: InvalidPath) -> Self {
+        if e.too_long {
+            Error::NameTooLong(e.to_string())
+        } else {
+            Error::InvalidPath(e)
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -79,6 +107,13 @@ impl Error {
             Error::IsADirectory(_) => ErrorKind::IsADirectory,
             Error::NotEmpty(_) => ErrorKind::NotEmpty,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::NotPermitted(_) => ErrorKind::NotPermitted,
+            Error::NameTooLong(_) => ErrorKind::NameTooLong,
+            Error::UnresolvedLink { .. } => ErrorKind::UnresolvedLink,
+            Error::NoSuchAttribute(_) => ErrorKind::NoSuchAttribute,
+            Error::TooBig(_) => ErrorKind::TooBig,
+            Error::OutOfRange(_) => ErrorKind::OutOfRange,
+            Error::TooManyLinks(_) => ErrorKind::TooManyLinks,
             Error::LeaseConflict(_) => ErrorKind::LeaseConflict,
             Error::LeaseExpired(_) => ErrorKind::LeaseExpired,
             Error::NoLiveDatanodes(_) => ErrorKind::NoLiveDatanodes,

@@ -4,12 +4,14 @@
 //! Module map (pure core first, effectful shell last):
 //! - `types`: domain newtypes (`InodeId`, `BlockId`, `GenStamp`) and the values the core returns.
 //! - `op`: `Op`, one logged mutation, and its one conversion to/from `EditRecord`.
-//! - `namespace`: the inode tree; `apply(op)` is the only mutation, used live and on replay.
-//! - `permission`: HDFS-style permission checks (owner/group/other, sticky bit, superuser).
+//! - `namespace`: the inode tree (files, directories, links, special files, orphans); `apply(op)`
+//!   is the only mutation, used live and on replay.
+//! - `acl`: POSIX ACLs as HDFS keeps them (transformations, inheritance, the access algorithm).
+//! - `permission`: POSIX permission checks (mode bits, ACLs, sticky bit, superuser).
 //! - `blockmap`: which DataNode holds which replica, and how healthy each replica is.
 //! - `datanodes`: the DataNode registry, liveness and per-node command queues.
 //! - `placement`: choosing targets for new replicas.
-//! - `lease`: write leases keyed by inode, soft/hard limits, recoveries in progress.
+//! - `lease`: write leases and open-file holds keyed by inode, soft/hard limits, recoveries.
 //! - `safemode`: read-only start-up until enough blocks are reported.
 //! - `fsn`: `FsState`, every RPC's decision as a synchronous method.
 //! - `replication`: the replication monitor's pass (re-replication, excess, corrupt, decommission).
@@ -28,6 +30,7 @@
 //! Byte layouts of the edit log and images are documented in `editlog.rs` and `checkpoint.rs`
 //! (and `docs/formats.md`).
 
+pub(crate) mod acl;
 pub(crate) mod blockmap;
 pub(crate) mod checkpoint;
 pub(crate) mod convert;
@@ -94,6 +97,10 @@ pub struct Config {
     pub safemode_threshold: f64,
     /// How long to stay in safe mode after the threshold is reached.
     pub safemode_extension: Duration,
+    /// dfs.namenode.fs-limits.max-xattrs-per-inode.
+    pub max_xattrs_per_inode: usize,
+    /// dfs.namenode.fs-limits.max-xattr-size: bytes of an attribute's name and value together.
+    pub max_xattr_size: usize,
 }
 
 impl Default for Config {
@@ -118,6 +125,8 @@ impl Default for Config {
             supergroup: "supergroup".to_string(),
             safemode_threshold: 0.999,
             safemode_extension: Duration::from_secs(30),
+            max_xattrs_per_inode: 32,
+            max_xattr_size: 16384,
         }
     }
 }

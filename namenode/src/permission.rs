@@ -1,12 +1,16 @@
-//! HDFS-style permission checks: pure functions over the namespace and a [`Caller`].
+//! Permission checks, POSIX's and HDFS's: pure functions over the namespace and a [`Caller`].
 //!
-//! The model is POSIX without ACLs: the owner class applies if the caller is the owner, else the
-//! group class if the caller is in the inode's group, else other. The superuser (the NameNode's
-//! own user, the user `root`, or any member of the supergroup) bypasses every check. Traversal needs `x` on every
-//! ancestor directory; changing a directory's entries needs `w` and `x` on it, and the sticky bit
-//! (`0o1000`) on a directory restricts removing or renaming an entry to the owner of the entry,
-//! the owner of the directory, or the superuser.
+//! Without an extended ACL the owner class applies if the caller is the owner, else the group
+//! class if the caller is in the inode's group, else other; with one, POSIX 1003.1e's algorithm
+//! (`acl::allows`). The superuser (the NameNode's own user, the user `root`, or any member of the
+//! supergroup) bypasses every check. Traversal needs `x` on every ancestor directory; changing a
+//! directory's entries needs `w` and `x` on it, and the sticky bit (`0o1000`) on a directory
+//! restricts removing or renaming an entry to the owner of the entry, the owner of the
+//! directory, or the superuser. What needs ownership rather than permission bits (chmod, chown,
+//! explicit times, ACLs, the sticky rule) fails with [`Error::NotPermitted`] (EPERM), the rest
+//! with [`Error::PermissionDenied`] (EACCES).
 
+use crate::acl;
 use crate::error::{Error, Result};
 use crate::namespace::{Inode, Namespace, Walk};
 use crate::types::{Caller, InodeId};
@@ -15,6 +19,8 @@ pub const READ: u32 = 0o4;
 pub const WRITE: u32 = 0o2;
 pub const EXECUTE: u32 = 0o1;
 pub const STICKY: u32 = 0o1000;
+pub const SETGID: u32 = 0o2000;
+pub const SETUID: u32 = 0o4000;
 
 /// Who counts as the superuser and whether checks run at all.
 #[derive(Debug, Clone)]
@@ -36,15 +42,16 @@ impl Checker {
             || c.in_group(&self.supergroup)
     }
 
-    /// The mode bits of `inode` that apply to `caller` (0..=7).
-    fn class_bits(inode: &Inode, c: &Caller) -> u32 {
-        if c.user == inode.owner {
-            (inode.permission >> 6) & 0o7
-        } else if c.in_group(&inode.group) {
-            (inode.permission >> 3) & 0o7
-        } else {
-            inode.permission & 0o7
-        }
+    /// Whether `inode`'s mode bits and ACL grant `c` every bit of `access`.
+    fn grants(inode: &Inode, c: &Caller, access: u32) -> bool {
+        let in_group = |g: &str| c.in_group(g);
+        acl::allows(
+            &inode.acl,
+            inode.permission,
+            (&inode.owner, &inode.group),
+            (&c.user, &in_group),
+            access,
+        )
     }
 
     /// Requires all bits of `access` (a combination of READ, WRITE, EXECUTE) on `id`.
@@ -55,7 +62,7 @@ impl Checker {
         let Some(inode) = ns.inode(id) else {
             return Ok(());
         };
-        if Self::class_bits(inode, c) & access == access {
+        if Self::grants(inode, c, access) {
             return Ok(());
         }
         Err(Error::PermissionDenied(format!(
@@ -92,7 +99,7 @@ impl Checker {
             return Ok(());
         }
         match ns.inode(id) {
-            Some(inode) if inode.owner != c.user => Err(Error::PermissionDenied(format!(
+            Some(inode) if inode.owner != c.user => Err(Error::NotPermitted(format!(
                 "user={} is not the owner of \"{}\" (owner {})",
                 c.user,
                 ns.path_of(id),
@@ -119,7 +126,7 @@ impl Checker {
         if p.permission & STICKY == 0 || p.owner == c.user || ch.owner == c.user {
             return Ok(());
         }
-        Err(Error::PermissionDenied(format!(
+        Err(Error::NotPermitted(format!(
             "user={} may not remove \"{}\": sticky bit set on the parent, owned by {}",
             c.user,
             ns.path_of(child),
@@ -170,21 +177,21 @@ impl Checker {
             return Ok(());
         };
         if inode.owner != c.user {
-            return Err(Error::PermissionDenied(format!(
+            return Err(Error::NotPermitted(format!(
                 "user={} is not the owner of \"{}\"",
                 c.user,
                 ns.path_of(id)
             )));
         }
         if !owner.is_empty() && owner != inode.owner {
-            return Err(Error::PermissionDenied(format!(
+            return Err(Error::NotPermitted(format!(
                 "user={} may not change the owner of \"{}\": only the superuser can",
                 c.user,
                 ns.path_of(id)
             )));
         }
         if !group.is_empty() && group != inode.group && !c.in_group(group) {
-            return Err(Error::PermissionDenied(format!(
+            return Err(Error::NotPermitted(format!(
                 "user={} does not belong to group {group}",
                 c.user
             )));
@@ -308,6 +315,7 @@ mod tests {
         ns.apply(&Op::SetPermission {
             path: p("/home"),
             permission: 0o700,
+            ctime_ms: 1,
         })
         .unwrap();
         let ck = checker();
@@ -345,7 +353,7 @@ mod tests {
         ck.check_access(&ns, &bob, tmp, WRITE | EXECUTE).unwrap();
         assert!(matches!(
             ck.check_remove(&ns, &bob, tmp, f),
-            Err(Error::PermissionDenied(_))
+            Err(Error::NotPermitted(_))
         ));
         ck.check_remove(&ns, &Caller::new("alice", &[]), tmp, f)
             .unwrap();

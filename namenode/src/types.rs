@@ -140,11 +140,16 @@ impl Caller {
     }
 }
 
-/// File or directory.
+/// The kind of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileType {
     File,
     Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
 }
 
 /// `stat` of one inode.
@@ -164,6 +169,13 @@ pub struct FileStatus {
     pub children_num: u64,
     pub under_construction: bool,
     pub lease_holder: String,
+    /// A symbolic link's target.
+    pub symlink: Vec<u8>,
+    /// Directory entries naming the inode (0 for an orphan); 2 + subdirectories for a directory.
+    pub nlink: u32,
+    pub ctime_ms: u64,
+    pub rdev: u64,
+    pub has_acl: bool,
 }
 
 /// `du -s` of a subtree.
@@ -175,7 +187,8 @@ pub struct ContentSummary {
     pub space_consumed: u64,
 }
 
-/// A block with where to find it.
+/// An extent of a file with where to find its block: file bytes `[offset, offset + length)` are
+/// block bytes `[block_offset, block_offset + length)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocatedBlock {
     pub block: Block,
@@ -183,6 +196,8 @@ pub struct LocatedBlock {
     pub locations: Vec<DatanodeInfo>,
     pub corrupt: bool,
     pub under_construction: bool,
+    pub block_offset: u64,
+    pub length: u64,
 }
 
 /// The answer to GetBlockLocations.
@@ -194,6 +209,7 @@ pub struct LocatedBlocks {
     pub last_block: Option<LocatedBlock>,
     pub last_block_complete: bool,
     pub file_id: u64,
+    pub status: Option<FileStatus>,
 }
 
 /// A command riding back to a DataNode on a heartbeat reply.

@@ -143,6 +143,7 @@ async fn write_file(
             create_parent: true,
             replication,
             block_size: 1 << 20,
+            ..Default::default()
         },
         "root",
     ))
@@ -186,6 +187,7 @@ async fn locations(c: &mut ClientProtocolClient<Channel>, path: &str) -> pb::Loc
             offset: 0,
             length: 0,
             client_host: String::new(),
+            ..Default::default()
         },
         "root",
     ))
@@ -291,6 +293,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
         create_parent: false,
         replication: 1,
         block_size: 0,
+        ..Default::default()
     };
     c.create(as_user(create("c1", false), "alice_is_root_here"))
         .await
@@ -326,6 +329,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
                 path: "relative".into(),
                 permission: None,
                 create_parent: false,
+                ..Default::default()
             },
             "root",
         ))
@@ -353,6 +357,7 @@ async fn second_writer_gets_lease_conflict_metadata() {
             path: "/x".into(),
             permission: None,
             create_parent: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -488,6 +493,7 @@ async fn mkdirs(c: &mut ClientProtocolClient<Channel>, names: std::ops::Range<u3
                 path: format!("/d{i}"),
                 permission: None,
                 create_parent: false,
+                ..Default::default()
             },
             "root",
         ))
@@ -663,6 +669,7 @@ async fn an_absent_permission_takes_the_default_and_zero_is_a_real_mode() {
                 path: path.into(),
                 permission,
                 create_parent: false,
+                ..Default::default()
             },
             "root",
         ))

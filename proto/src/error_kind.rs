@@ -38,8 +38,11 @@ kinds! {
     IsADirectory,
     /// Non-recursive delete (or rename over) a non-empty directory.
     NotEmpty,
-    /// The caller lacks the permission bits (or is not the owner / superuser).
+    /// The caller lacks the permission bits (EACCES).
     PermissionDenied,
+    /// The caller may not do this whatever the permission bits say: not the owner, not the
+    /// superuser (EPERM).
+    NotPermitted,
     /// The file is being written by another client (lease held).
     LeaseConflict,
     /// The caller does not hold the lease it claims (e.g. it expired and was recovered).
@@ -58,6 +61,24 @@ kinds! {
     NotSupported,
     /// Moving a directory below itself, and similar.
     InvalidRename,
+    /// A path component longer than 255 bytes or a path longer than 4095 (ENAMETOOLONG).
+    NameTooLong,
+    /// A symbolic link met while resolving a path: the NameNode never follows one. The link's
+    /// own path and the rest of the path travel in [`LINK_PATH_KEY`] and [`LINK_REST_KEY`].
+    UnresolvedLink,
+    /// No such extended attribute (ENODATA).
+    NoSuchAttribute,
+    /// An extended attribute (or an ACL) larger than the NameNode keeps (E2BIG).
+    TooBig,
+    /// A name or value outside the range an interface allows (ERANGE).
+    OutOfRange,
+    /// A file has as many links as it may (EMLINK).
+    TooManyLinks,
     /// The NameNode failed internally (e.g. its edit log cannot be written).
     Internal,
 }
+
+/// With [`ErrorKind::UnresolvedLink`]: the path of the symbolic link met (up to and including it).
+pub const LINK_PATH_KEY: &str = "dfs-link-path-bin";
+/// With [`ErrorKind::UnresolvedLink`]: the components after the link, "" when it was the last.
+pub const LINK_REST_KEY: &str = "dfs-link-rest-bin";

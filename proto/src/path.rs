@@ -4,8 +4,15 @@ use std::fmt;
 
 /// Longest allowed path component, in bytes (as most local file systems).
 pub const MAX_COMPONENT_LEN: usize = 255;
-/// Longest allowed whole path, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH_LEN: usize = 4096;
+/// Longest allowed whole path, in bytes (Linux `PATH_MAX`, 4096, less its NUL).
+pub const MAX_PATH_LEN: usize = 4095;
+
+/// The prefix of inode paths, as HDFS has it: `/.reserved/.inodes/ID` names inode `ID` whatever
+/// its names (or none: an open file unlinked since), and `/.reserved/.inodes/ID/a/b` the path
+/// `a/b` below it. The name `.reserved` cannot be created in the root.
+pub const INODES_PREFIX: &str = "/.reserved/.inodes/";
+/// The root entry reserved for inode paths.
+pub const RESERVED_NAME: &str = ".reserved";
 
 /// An absolute, normalized dfs path: starts with `/`, no empty, `.` or `..` components, no
 /// trailing slash (except the root itself), components of at most 255 bytes, no NUL byte.
@@ -25,6 +32,8 @@ pub struct DfsPath(String);
 pub struct InvalidPath {
     pub path: String,
     pub reason: &'static str,
+    /// A component or the whole path is too long (ENAMETOOLONG, not EINVAL).
+    pub too_long: bool,
 }
 
 impl DfsPath {
@@ -33,17 +42,19 @@ impl DfsPath {
     }
 
     pub fn parse(s: &str) -> Result<Self, InvalidPath> {
-        let bad = |reason| {
+        let fail = |reason, too_long| {
             Err(InvalidPath {
                 path: s.to_string(),
                 reason,
+                too_long,
             })
         };
+        let bad = |reason| fail(reason, false);
         if !s.starts_with('/') {
             return bad("not absolute (must start with '/')");
         }
         if s.len() > MAX_PATH_LEN {
-            return bad("longer than 4096 bytes");
+            return fail("longer than 4095 bytes", true);
         }
         if s.contains('\0') {
             return bad("contains a NUL byte");
@@ -58,7 +69,9 @@ impl DfsPath {
             match c {
                 "" => return bad("empty component ('//')"),
                 "." | ".." => return bad("'.' or '..' component"),
-                c if c.len() > MAX_COMPONENT_LEN => return bad("component longer than 255 bytes"),
+                c if c.len() > MAX_COMPONENT_LEN => {
+                    return fail("component longer than 255 bytes", true)
+                }
                 _ => {}
             }
         }
@@ -106,6 +119,7 @@ impl DfsPath {
             return Err(InvalidPath {
                 path: name.to_string(),
                 reason: "a name may not contain '/'",
+                too_long: false,
             });
         }
         if self.is_root() {
@@ -113,6 +127,27 @@ impl DfsPath {
         } else {
             DfsPath::parse(&format!("{}/{name}", self.0))
         }
+    }
+
+    /// The inode path of inode `id`.
+    pub fn inode(id: u64) -> DfsPath {
+        DfsPath(format!("{INODES_PREFIX}{id}"))
+    }
+
+    /// The inode path of entry `name` of directory inode `dir`.
+    pub fn inode_child(dir: u64, name: &str) -> Result<DfsPath, InvalidPath> {
+        DfsPath::inode(dir).join(name)
+    }
+
+    /// For an inode path, the inode id; the components below it are those after the first three
+    /// (`.reserved`, `.inodes`, the id). A malformed id makes no inode path.
+    pub fn inode_prefix(&self) -> Option<u64> {
+        let rest = self.0.strip_prefix(INODES_PREFIX)?;
+        let id = rest.split('/').next()?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.starts_with('0') {
+            return None;
+        }
+        id.parse().ok()
     }
 
     /// True when `self` is `other` or lies below it.
@@ -172,6 +207,30 @@ mod tests {
         }
         assert!(DfsPath::root().join("a/b").is_err());
         assert!(DfsPath::parse(&format!("/{}", "x".repeat(255))).is_ok());
+    }
+
+    #[test]
+    fn too_long_is_its_own_kind() {
+        let comp = DfsPath::parse(&format!("/{}", "x".repeat(256))).unwrap_err();
+        assert!(comp.too_long);
+        let whole = format!("/{}", vec!["y".repeat(200); 21].join("/"));
+        assert!(whole.len() > MAX_PATH_LEN);
+        assert!(DfsPath::parse(&whole).unwrap_err().too_long);
+        assert!(!DfsPath::parse("/a//b").unwrap_err().too_long);
+        assert!(DfsPath::parse(&format!("/{}", "z".repeat(MAX_PATH_LEN - 1))).is_err());
+    }
+
+    #[test]
+    fn inode_paths() {
+        assert_eq!(DfsPath::inode(42).as_str(), "/.reserved/.inodes/42");
+        assert_eq!(DfsPath::inode(42).inode_prefix(), Some(42));
+        let c = DfsPath::inode_child(7, "a b").unwrap();
+        assert_eq!(c.as_str(), "/.reserved/.inodes/7/a b");
+        assert_eq!(c.inode_prefix(), Some(7));
+        for not in ["/.reserved/.inodes/x", "/.reserved/.inodes/07", "/.reserved/x/1", "/a/1"] {
+            assert_eq!(DfsPath::parse(not).unwrap().inode_prefix(), None, "{not}");
+        }
+        assert!(DfsPath::inode_child(7, "a/b").is_err());
     }
 
     #[test]

@@ -11,6 +11,90 @@ use crate::editlog::EditLog;
 use crate::storage;
 use crate::types::{Caller, Command, DatanodeId, ReceivedDeleted, ReplicaReport, StorageReport};
 
+/// The RPCs with their arguments spelled out, as most scenarios need them.
+trait Calls {
+    fn mkdirs_(&mut self, c: &Caller, path: &DfsPath, perm: u32, parents: bool, now: Now)
+        -> Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn create_(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        perm: u32,
+        client: &str,
+        overwrite: bool,
+        parents: bool,
+        replication: u32,
+        block_size: u64,
+        now: Now,
+    ) -> Result<FileStatus>;
+    fn locations_(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        offset: u64,
+        length: u64,
+        host: &str,
+        now: Now,
+    ) -> Result<LocatedBlocks>;
+}
+
+impl Calls for FsState {
+    fn mkdirs_(&mut self, c: &Caller, path: &DfsPath, perm: u32, parents: bool, now: Now)
+        -> Result<()> {
+        let req = MkdirsRequest {
+            path: path.clone(),
+            mode: NewMode::new(perm),
+            create_parent: parents,
+        };
+        FsState::mkdirs(self, c, &req, now).map(|_| ())
+    }
+
+    fn create_(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        perm: u32,
+        client: &str,
+        overwrite: bool,
+        parents: bool,
+        replication: u32,
+        block_size: u64,
+        now: Now,
+    ) -> Result<FileStatus> {
+        let req = CreateRequest {
+            path: path.clone(),
+            mode: NewMode::new(perm),
+            client: client.to_string(),
+            overwrite,
+            create_parent: parents,
+            replication,
+            block_size,
+        };
+        FsState::create(self, c, &req, now)
+    }
+
+    fn locations_(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        offset: u64,
+        length: u64,
+        host: &str,
+        now: Now,
+    ) -> Result<LocatedBlocks> {
+        let req = LocationsRequest {
+            path: path.clone(),
+            offset,
+            length,
+            client_host: host.to_string(),
+            client_name: String::new(),
+            hold: false,
+        };
+        self.get_block_locations(c, &req, now)
+    }
+}
+
 struct Fx {
     st: FsState,
     t0: Instant,
@@ -109,11 +193,13 @@ impl Fx {
             .unwrap();
     }
 
-    /// create → one block of `len` bytes on every target → complete.
+    /// create → one block of `len` bytes on every target → complete → release, as a client's
+    /// writer does.
     fn write_file(&mut self, path: &str, replication: u32, len: u64) -> Block {
         let now = self.at(0);
-        self.st
-            .create(
+        let st = self
+            .st
+            .create_(
                 &root(),
                 &p(path),
                 0o644,
@@ -148,6 +234,7 @@ impl Fx {
             .st
             .complete(&p(path), "writer", Some(b), 0, now)
             .unwrap());
+        self.st.release_holds("writer", &[st.inode_id]).unwrap();
         b
     }
 
@@ -155,7 +242,7 @@ impl Fx {
         let now = self.at(0);
         let lbs = self
             .st
-            .get_block_locations(&root(), &p(path), 0, 0, "", now)
+            .locations_(&root(), &p(path), 0, 0, "", now)
             .unwrap();
         lbs.blocks[0]
             .locations
@@ -190,28 +277,28 @@ fn mkdirs_semantics() {
     let mut fx = Fx::new();
     let now = fx.at(0);
     fx.st
-        .mkdirs(&root(), &p("/a/b/c"), 0o750, true, now)
+        .mkdirs_(&root(), &p("/a/b/c"), 0o750, true, now)
         .unwrap();
     fx.st
-        .mkdirs(&root(), &p("/a/b/c"), 0o750, true, now)
+        .mkdirs_(&root(), &p("/a/b/c"), 0o750, true, now)
         .unwrap();
     assert!(matches!(
-        fx.st.mkdirs(&root(), &p("/a/b/c"), 0, false, now),
+        fx.st.mkdirs_(&root(), &p("/a/b/c"), 0, false, now),
         Err(Error::AlreadyExists(_))
     ));
     assert!(matches!(
-        fx.st.mkdirs(&root(), &p("/x/y"), 0, false, now),
+        fx.st.mkdirs_(&root(), &p("/x/y"), 0, false, now),
         Err(Error::NotFound(_))
     ));
     fx.st
-        .create(&root(), &p("/a/f"), 0, "c", false, false, 1, 0, now)
+        .create_(&root(), &p("/a/f"), 0, "c", false, false, 1, 0, now)
         .unwrap();
     assert!(matches!(
-        fx.st.mkdirs(&root(), &p("/a/f/g"), 0, true, now),
+        fx.st.mkdirs_(&root(), &p("/a/f/g"), 0, true, now),
         Err(Error::NotADirectory(_))
     ));
     assert!(matches!(
-        fx.st.mkdirs(&root(), &p("/a/f"), 0, true, now),
+        fx.st.mkdirs_(&root(), &p("/a/f"), 0, true, now),
         Err(Error::AlreadyExists(_))
     ));
     let st = fx.st.get_file_info(&root(), &p("/a/b/c")).unwrap().unwrap();
@@ -233,37 +320,37 @@ fn create_validates_arguments() {
     let now = fx.at(0);
     let c = root();
     assert!(matches!(
-        fx.st.create(&c, &p("/f"), 0, "", false, false, 1, 0, now),
+        fx.st.create_(&c, &p("/f"), 0, "", false, false, 1, 0, now),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
         fx.st
-            .create(&c, &p("/f"), 0, "c", false, false, 600, 0, now),
+            .create_(&c, &p("/f"), 0, "c", false, false, 600, 0, now),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
         fx.st
-            .create(&c, &p("/f"), 0, "c", false, false, 1, 1000, now),
+            .create_(&c, &p("/f"), 0, "c", false, false, 1, 1000, now),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
         fx.st
-            .create(&c, &p("/f"), 0, "c", false, false, 1, 512, now),
+            .create_(&c, &p("/f"), 0, "c", false, false, 1, 512, now),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
         fx.st
-            .create(&c, &p("/d/f"), 0, "c", false, false, 1, 0, now),
+            .create_(&c, &p("/d/f"), 0, "c", false, false, 1, 0, now),
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        fx.st.create(&c, &p("/"), 0, "c", false, false, 1, 0, now),
+        fx.st.create_(&c, &p("/"), 0, "c", false, false, 1, 0, now),
         Err(Error::IsADirectory(_))
     ));
     // Mode 0 is a real mode (a umask of 0777), not "use the default".
     let st = fx
         .st
-        .create(&c, &p("/d/f"), 0, "c", false, true, 0, 0, now)
+        .create_(&c, &p("/d/f"), 0, "c", false, true, 0, 0, now)
         .unwrap();
     assert_eq!(
         (st.replication, st.block_size, st.permission),
@@ -271,7 +358,7 @@ fn create_validates_arguments() {
     );
     assert!(st.under_construction);
     assert!(matches!(
-        fx.st.create(&c, &p("/d"), 0, "c", true, false, 1, 0, now),
+        fx.st.create_(&c, &p("/d"), 0, "c", true, false, 1, 0, now),
         Err(Error::IsADirectory(_))
     ));
 }
@@ -285,7 +372,7 @@ fn write_path_and_restart_state() {
     let now = fx.at(0);
     let c = root();
     fx.st
-        .create(&c, &p("/f"), 0, "w", false, false, 3, 1024, now)
+        .create_(&c, &p("/f"), 0, "w", false, false, 3, 1024, now)
         .unwrap();
     let b1 = fx
         .st
@@ -354,14 +441,14 @@ fn write_path_and_restart_state() {
     assert!(!st.under_construction);
     let lbs = fx
         .st
-        .get_block_locations(&c, &p("/f"), 1000, 50, "", now)
+        .locations_(&c, &p("/f"), 1000, 50, "", now)
         .unwrap();
     assert_eq!(lbs.blocks.len(), 2);
     assert_eq!(lbs.file_length, 1124);
     assert!(lbs.last_block_complete);
     let lbs = fx
         .st
-        .get_block_locations(&c, &p("/f"), 1024, 10, "", now)
+        .locations_(&c, &p("/f"), 1024, 10, "", now)
         .unwrap();
     assert_eq!(lbs.blocks.len(), 1);
     assert_eq!(lbs.blocks[0].locations.len(), 1);
@@ -397,7 +484,7 @@ fn no_datanodes_is_a_clear_error() {
     let mut fx = Fx::new();
     let now = fx.at(0);
     fx.st
-        .create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+        .create_(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
         .unwrap();
     let e = fx
         .st
@@ -420,7 +507,7 @@ fn a_full_cluster_is_out_of_space_not_out_of_datanodes() {
     fx.st.heartbeat("d1", full, 0, fx.at(1)).unwrap();
     let now = fx.at(1);
     fx.st
-        .create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+        .create_(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
         .unwrap();
     let e = fx
         .st
@@ -450,7 +537,7 @@ fn lease_conflicts_and_soft_limit_recovery() {
     let now = fx.at(0);
     let c = root();
     fx.st
-        .create(&c, &p("/f"), 0, "w1", false, false, 2, 1024, now)
+        .create_(&c, &p("/f"), 0, "w1", false, false, 2, 1024, now)
         .unwrap();
     let lb = fx
         .st
@@ -458,7 +545,7 @@ fn lease_conflicts_and_soft_limit_recovery() {
         .unwrap();
     let e = fx
         .st
-        .create(&c, &p("/f"), 0, "w2", true, false, 2, 1024, now)
+        .create_(&c, &p("/f"), 0, "w2", true, false, 2, 1024, now)
         .unwrap_err();
     assert!(
         matches!(e, Error::LeaseConflict(ref m) if m.contains("w1")),
@@ -533,10 +620,10 @@ fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
     fx.dn("d1", 1);
     let now = fx.at(0);
     fx.st
-        .create(&root(), &p("/empty"), 0, "gone", false, false, 1, 0, now)
+        .create_(&root(), &p("/empty"), 0, "gone", false, false, 1, 0, now)
         .unwrap();
     fx.st
-        .create(
+        .create_(
             &root(),
             &p("/noreplica"),
             0,
@@ -584,7 +671,7 @@ fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
     assert!(!info(&mut fx, "/noreplica").under_construction);
     // With no live DataNode of its pipeline left, a block nobody reported is dropped at once.
     fx.st
-        .create(
+        .create_(
             &root(),
             &p("/orphan"),
             0,
@@ -659,7 +746,7 @@ fn pending_replication_times_out_and_is_retried() {
     fx.dn("d2", 2);
     let b = fx.write_file("/f", 1, 3);
     let holder = fx.holders(b).remove(0);
-    fx.st.set_replication(&root(), &p("/f"), 2).unwrap();
+    fx.st.set_replication(&root(), &p("/f"), 2, Now::current()).unwrap();
     fx.st.replication_tick(fx.at(1));
     assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
     fx.st.replication_tick(fx.at(5));
@@ -676,7 +763,7 @@ fn a_big_copy_is_given_time_in_proportion_to_its_size() {
     fx.dn("d2", 2);
     let b = fx.write_file("/big", 1, DEFAULT_BLOCK_SIZE);
     let holder = fx.holders(b).remove(0);
-    fx.st.set_replication(&root(), &p("/big"), 2).unwrap();
+    fx.st.set_replication(&root(), &p("/big"), 2, Now::current()).unwrap();
     fx.st.replication_tick(fx.at(1));
     assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
     // A few-byte copy would be scheduled again by now; 128 MiB at a slow disk's pace may still
@@ -694,7 +781,7 @@ fn over_replication_deletes_excess() {
         fx.dn(u, 10 + i as u32);
     }
     let b = fx.write_file("/f", 3, 10);
-    fx.st.set_replication(&root(), &p("/f"), 1).unwrap();
+    fx.st.set_replication(&root(), &p("/f"), 1, Now::current()).unwrap();
     fx.st.replication_tick(fx.at(1));
     let mut deleted = 0;
     for u in ["d1", "d2", "d3"] {
@@ -732,7 +819,7 @@ fn corrupt_replica_is_hidden_healed_then_deleted() {
     fx.st.report_bad_blocks(&[(b2, h.clone())]);
     let lbs = fx
         .st
-        .get_block_locations(&root(), &p("/g"), 0, 0, "", fx.at(3))
+        .locations_(&root(), &p("/g"), 0, 0, "", fx.at(3))
         .unwrap();
     assert!(lbs.blocks[0].corrupt);
     assert_eq!(lbs.blocks[0].locations.len(), 1);
@@ -789,7 +876,7 @@ fn re_replication_heals_blocks_with_fewest_replicas_first() {
         fx.dn(u, 10 + i as u32);
     }
     for f in ["/one", "/two", "/three"] {
-        fx.st.set_replication(&root(), &p(f), 3).unwrap();
+        fx.st.set_replication(&root(), &p(f), 3, Now::current()).unwrap();
     }
     // One copy at a time per source: the blocks with one replica left take both sources, the
     // block with two waits.
@@ -821,7 +908,7 @@ fn re_replication_is_throttled_per_source() {
     fx.dn("d2", 2);
     for i in 0..5 {
         fx.st
-            .set_replication(&root(), &p(&format!("/f{i}")), 2)
+            .set_replication(&root(), &p(&format!("/f{i}")), 2, Now::current())
             .unwrap();
     }
     let mut copied = Vec::new();
@@ -889,7 +976,7 @@ fn bad_block_reports_on_a_block_being_written_are_ignored() {
     fx.dn("d1", 1);
     let now = fx.at(0);
     fx.st
-        .create(&root(), &p("/open"), 0, "w", false, false, 1, 0, now)
+        .create_(&root(), &p("/open"), 0, "w", false, false, 1, 0, now)
         .unwrap();
     let lb = fx
         .st
@@ -974,13 +1061,13 @@ fn deleting_a_file_schedules_replica_deletion() {
     fx.dn("d2", 2);
     let b = fx.write_file("/dir/f", 2, 10);
     assert!(matches!(
-        fx.st.delete(&root(), &p("/dir"), false, fx.at(1)),
+        fx.st.delete(&root(), &p("/dir"), false, None, fx.at(1)),
         Err(Error::NotEmpty(_))
     ));
-    assert!(fx.st.delete(&root(), &p("/dir"), true, fx.at(1)).unwrap());
-    assert!(!fx.st.delete(&root(), &p("/dir"), true, fx.at(1)).unwrap());
+    assert!(fx.st.delete(&root(), &p("/dir"), true, None, fx.at(1)).unwrap());
+    assert!(!fx.st.delete(&root(), &p("/dir"), true, None, fx.at(1)).unwrap());
     assert!(matches!(
-        fx.st.delete(&root(), &p("/"), true, fx.at(1)),
+        fx.st.delete(&root(), &p("/"), true, None, fx.at(1)),
         Err(Error::InvalidArgument(_))
     ));
     for u in ["d1", "d2"] {
@@ -1020,7 +1107,7 @@ fn safe_mode_after_restart_until_reports() {
             now,
         )
         .unwrap();
-        st.create(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
+        st.create_(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
             .unwrap();
         let lb = st
             .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
@@ -1045,7 +1132,7 @@ fn safe_mode_after_restart_until_reports() {
         now,
     );
     assert!(st.safemode.is_on());
-    let e = st.mkdirs(&root(), &p("/x"), 0, false, now).unwrap_err();
+    let e = st.mkdirs_(&root(), &p("/x"), 0, false, now).unwrap_err();
     assert!(matches!(e, Error::SafeMode(_)), "{e}");
     // Reads work.
     assert!(st.get_file_info(&root(), &p("/f")).unwrap().is_some());
@@ -1065,7 +1152,7 @@ fn safe_mode_after_restart_until_reports() {
     )
     .unwrap();
     assert!(!st.safemode.is_on());
-    st.mkdirs(&root(), &p("/x"), 0, false, now).unwrap();
+    st.mkdirs_(&root(), &p("/x"), 0, false, now).unwrap();
     // Manual safe mode needs the superuser and stays until left.
     assert!(matches!(
         st.safe_mode(&alice(), SafeModeAction::Enter, now),
@@ -1108,7 +1195,7 @@ fn decommission_copies_then_retires() {
     assert_eq!(fx.locations("/f"), vec![other.to_string()]);
     // No new blocks go to a retired node.
     fx.st
-        .create(&root(), &p("/g"), 0, "w", false, false, 2, 0, fx.at(3))
+        .create_(&root(), &p("/g"), 0, "w", false, false, 2, 0, fx.at(3))
         .unwrap();
     let lb = fx
         .st
@@ -1176,7 +1263,7 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
     fx.dn("d2", 2);
     let now = fx.at(0);
     fx.st
-        .create(&root(), &p("/f"), 0, "w", false, false, 2, 0, now)
+        .create_(&root(), &p("/f"), 0, "w", false, false, 2, 0, now)
         .unwrap();
     let lb = fx
         .st
@@ -1207,7 +1294,7 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
         .is_err());
     let lbs = fx
         .st
-        .get_block_locations(&root(), &p("/f"), 0, 0, "", now)
+        .locations_(&root(), &p("/f"), 0, 0, "", now)
         .unwrap();
     let last = lbs.last_block.unwrap();
     assert!(last.under_construction);
@@ -1235,14 +1322,14 @@ fn rename_and_permissions_through_the_core() {
     let mut fx = Fx::new();
     let now = fx.at(0);
     fx.st
-        .mkdirs(&root(), &p("/home/alice"), 0o755, true, now)
+        .mkdirs_(&root(), &p("/home/alice"), 0o755, true, now)
         .unwrap();
     fx.st
-        .set_owner(&root(), &p("/home/alice"), "alice", "users")
+        .set_owner(&root(), &p("/home/alice"), "alice", "users", Now::current())
         .unwrap();
     let a = alice();
     fx.st
-        .create(&a, &p("/home/alice/f"), 0o600, "c", false, false, 1, 0, now)
+        .create_(&a, &p("/home/alice/f"), 0o600, "c", false, false, 1, 0, now)
         .unwrap();
     let st = fx
         .st
@@ -1252,26 +1339,27 @@ fn rename_and_permissions_through_the_core() {
     assert_eq!((st.owner.as_str(), st.group.as_str()), ("alice", "users"));
     // alice cannot write into /home (root-owned 0755), bob cannot read alice's 0600 file.
     assert!(matches!(
-        fx.st.mkdirs(&a, &p("/home/x"), 0, false, now),
+        fx.st.mkdirs_(&a, &p("/home/x"), 0, false, now),
         Err(Error::PermissionDenied(_))
     ));
     let bob = Caller::new("bob", &[]);
     assert!(matches!(
         fx.st
-            .get_block_locations(&bob, &p("/home/alice/f"), 0, 0, "", now),
+            .locations_(&bob, &p("/home/alice/f"), 0, 0, "", now),
+        Err(Error::PermissionDenied(_))
+    ));
+    // Not the owner: EPERM, whatever the bits (POSIX), not EACCES.
+    assert!(matches!(
+        fx.st.set_permission(&bob, &p("/home/alice/f"), 0o777, Now::current()),
+        Err(Error::NotPermitted(_))
+    ));
+    assert!(matches!(
+        fx.st.delete(&bob, &p("/home/alice/f"), false, None, now),
         Err(Error::PermissionDenied(_))
     ));
     assert!(matches!(
-        fx.st.set_permission(&bob, &p("/home/alice/f"), 0o777),
-        Err(Error::PermissionDenied(_))
-    ));
-    assert!(matches!(
-        fx.st.delete(&bob, &p("/home/alice/f"), false, now),
-        Err(Error::PermissionDenied(_))
-    ));
-    assert!(matches!(
-        fx.st.set_owner(&a, &p("/home/alice/f"), "bob", ""),
-        Err(Error::PermissionDenied(_))
+        fx.st.set_owner(&a, &p("/home/alice/f"), "bob", "", Now::current()),
+        Err(Error::NotPermitted(_))
     ));
     // Rename within her directory works; the lease follows the inode.
     fx.st
@@ -1301,7 +1389,7 @@ fn rename_and_permissions_through_the_core() {
         .unwrap();
     // The superuser bypasses everything.
     fx.st
-        .set_permission(&root(), &p("/home/alice/g"), 0o000)
+        .set_permission(&root(), &p("/home/alice/g"), 0o000, Now::current())
         .unwrap();
     fx.st
         .get_listing(&root(), &p("/home/alice"), "", 0)
@@ -1314,15 +1402,22 @@ fn truncate_rules() {
     fx.dn("d1", 1);
     let b = fx.write_file("/f", 1, 100);
     let now = fx.at(1);
-    assert!(matches!(
-        fx.st.truncate(&root(), &p("/f"), 200, "c", now),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        fx.st.truncate(&root(), &p("/f"), 50, "c", now),
-        Err(Error::NotSupported(_))
-    ));
-    fx.st.truncate(&root(), &p("/f"), 100, "c", now).unwrap();
+    let len = |fx: &mut Fx| {
+        fx.st
+            .get_file_info(&root(), &p("/f"))
+            .unwrap()
+            .unwrap()
+            .length
+    };
+    // Growing adds a hole, cutting shortens the last extent: the block stays as it is.
+    fx.st.truncate(&root(), &p("/f"), 200, "c", now).unwrap();
+    assert_eq!(len(&mut fx), 200);
+    fx.st.truncate(&root(), &p("/f"), 50, "c", now).unwrap();
+    assert_eq!(len(&mut fx), 50);
+    let lbs = fx.st.locations_(&root(), &p("/f"), 0, 0, "", now).unwrap();
+    assert_eq!((lbs.blocks.len(), lbs.blocks[0].length), (1, 50));
+    assert!(deletes(&fx.heartbeat("d1", 1).unwrap()).is_empty());
+    fx.st.truncate(&root(), &p("/f"), 50, "c", now).unwrap();
     fx.st.truncate(&root(), &p("/f"), 0, "c", now).unwrap();
     assert_eq!(
         fx.st
@@ -1334,7 +1429,7 @@ fn truncate_rules() {
     );
     assert_eq!(deletes(&fx.heartbeat("d1", 1).unwrap()), vec![b]);
     fx.st
-        .create(&root(), &p("/open"), 0, "w", false, false, 1, 0, now)
+        .create_(&root(), &p("/open"), 0, "w", false, false, 1, 0, now)
         .unwrap();
     assert!(matches!(
         fx.st.truncate(&root(), &p("/open"), 0, "x", now),
@@ -1348,7 +1443,7 @@ fn fsync_records_length_and_content_summary_counts_it() {
     fx.dn("d1", 1);
     let now = fx.at(0);
     fx.st
-        .create(&root(), &p("/d/f"), 0, "w", false, true, 1, 0, now)
+        .create_(&root(), &p("/d/f"), 0, "w", false, true, 1, 0, now)
         .unwrap();
     fx.st
         .add_block(&p("/d/f"), "w", None, &HashSet::new(), 0, "", now)
@@ -1380,7 +1475,7 @@ fn reads_record_the_access_time_through_the_log_once_per_precision() {
     let read_at = |fx: &mut Fx, secs: u64| {
         let now = fx.at(secs);
         fx.st
-            .get_block_locations(&root(), &p("/f"), 0, 0, "", now)
+            .locations_(&root(), &p("/f"), 0, 0, "", now)
             .unwrap();
         fx.st.log.last_txid()
     };
@@ -1414,7 +1509,7 @@ fn a_listing_limit_of_zero_still_pages_one_entry_at_a_time() {
     let mut fx = Fx::with(|c| c.listing_limit = 0);
     let now = fx.at(0);
     for d in ["/a", "/b"] {
-        fx.st.mkdirs(&root(), &p(d), 0o755, false, now).unwrap();
+        fx.st.mkdirs_(&root(), &p(d), 0o755, false, now).unwrap();
     }
     let (page, remaining, dir) = fx.st.get_listing(&root(), &p("/"), "", 0).unwrap();
     assert_eq!((page.len(), remaining, dir.children_num), (1, 1, 2));

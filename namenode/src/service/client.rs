@@ -1,156 +1,59 @@
-//! Thin gRPC adapters: ClientProtocol and DatanodeProtocol.
-//!
-//! Each handler reads the caller from metadata, parses paths and converts prost messages to
-//! domain values, calls one `FsState` method through [`Shared::exec`] (which awaits edit-log
-//! durability outside the lock), and converts the answer back. [`to_status`] is the single place
-//! where an [`Error`] becomes a `tonic::Status`.
+//! ClientProtocol: what clients ask.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use dfs_proto::error_kind::{ErrorKind, ERROR_KIND_KEY, GROUPS_KEY, USER_KEY};
-use dfs_proto::path::DfsPath;
 use dfs_proto::pb;
+use tonic::{Request, Response};
+
 use dfs_proto::pb::client_protocol_server::ClientProtocol;
-use dfs_proto::pb::datanode_protocol_server::DatanodeProtocol;
-use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::{Code, Request, Response, Status};
 
-use crate::convert::required_block;
-use crate::error::{Error, Result};
-use crate::fsn::{Now, DEFAULT_DIR_PERMISSION, DEFAULT_FILE_PERMISSION};
-use crate::server::Shared;
-use crate::types::{
-    Block, Caller, DatanodeId, ReceivedDeleted, ReplicaReport, SafeModeAction, StorageReport,
+use super::*;
+use crate::acl::AclEntry;
+use crate::convert;
+use crate::fsn::{
+    AclChange, CreateRequest, LocationsRequest, MkdirsRequest, MknodRequest, NewMode,
+    SetTimesRequest,
 };
-
-/// Maps an error to a gRPC status carrying its kind in `dfs-error` metadata.
-pub fn to_status(e: Error) -> Status {
-    let kind = e.kind();
-    let code = match kind {
-        ErrorKind::NotFound => Code::NotFound,
-        ErrorKind::AlreadyExists => Code::AlreadyExists,
-        ErrorKind::PermissionDenied => Code::PermissionDenied,
-        ErrorKind::InvalidPath | ErrorKind::InvalidArgument => Code::InvalidArgument,
-        ErrorKind::NoLiveDatanodes | ErrorKind::NoSpace => Code::ResourceExhausted,
-        ErrorKind::SafeMode => Code::Unavailable,
-        ErrorKind::Internal => Code::Internal,
-        _ => Code::FailedPrecondition,
-    };
-    if kind == ErrorKind::Internal {
-        tracing::error!(error = %e, "internal error answered to a client");
-    }
-    let mut md = MetadataMap::new();
-    md.insert(ERROR_KIND_KEY, MetadataValue::from_static(kind.as_str()));
-    Status::with_metadata(code, e.to_string(), md)
-}
-
-/// The calling user from `dfs-user` / `dfs-groups`; the anonymous "nobody" when absent.
-pub fn caller<T>(req: &Request<T>) -> Caller {
-    let md = req.metadata();
-    let user = md
-        .get(USER_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|u| !u.is_empty());
-    let Some(user) = user else {
-        return Caller::anonymous();
-    };
-    let groups = md
-        .get(GROUPS_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(|g| {
-            g.split(',')
-                .map(str::trim)
-                .filter(|g| !g.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    Caller {
-        user: user.to_string(),
-        groups,
-    }
-}
-
-fn path(s: &str) -> std::result::Result<DfsPath, Status> {
-    DfsPath::parse(s).map_err(|e| to_status(e.into()))
-}
-
-fn block(b: &Option<pb::ExtendedBlock>, what: &str) -> std::result::Result<Block, Status> {
-    required_block(b, what).map_err(to_status)
-}
-
-/// The client's host as it asked, else the address its connection came from.
-fn client_host<T>(req: &Request<T>, asked: &str) -> String {
-    if !asked.is_empty() {
-        return asked.to_string();
-    }
-    req.remote_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
-}
-
-fn ids(v: &[pb::DatanodeId]) -> Vec<DatanodeId> {
-    v.iter().map(DatanodeId::from).collect()
-}
-
-/// Both gRPC services over the shared state.
-#[derive(Clone)]
-pub struct Service {
-    shared: Arc<Shared>,
-}
-
-impl Service {
-    pub fn new(shared: Arc<Shared>) -> Service {
-        Service { shared }
-    }
-
-    async fn exec<T>(
-        &self,
-        f: impl FnOnce(&mut crate::fsn::FsState) -> Result<T>,
-    ) -> std::result::Result<T, Status> {
-        self.shared.exec(f).await.map_err(to_status)
-    }
-}
-
-type Rpc<T> = std::result::Result<Response<T>, Status>;
-
-/// How long a Complete waits for its last block's first replica report before answering "not
-/// yet" (the client then asks again).
-const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+use crate::namespace::XAttr;
+use crate::types::InodeId;
 
 #[tonic::async_trait]
 impl ClientProtocol for Service {
     async fn mkdirs(&self, req: Request<pb::MkdirsRequest>) -> Rpc<pb::MkdirsResponse> {
         let c = caller(&req);
         let r = req.into_inner();
-        let p = path(&r.path)?;
-        let mode = r.permission.unwrap_or(DEFAULT_DIR_PERMISSION);
-        self.exec(|st| st.mkdirs(&c, &p, mode, r.create_parent, Now::current()))
-            .await?;
-        Ok(Response::new(pb::MkdirsResponse {}))
+        let req = MkdirsRequest {
+            path: path(&r.path)?,
+            mode: NewMode {
+                permission: r.permission.unwrap_or(DEFAULT_DIR_PERMISSION),
+                unmasked: r.unmasked,
+                group: r.group,
+            },
+            create_parent: r.create_parent,
+        };
+        let st = self.exec(|st| st.mkdirs(&c, &req, Now::current())).await?;
+        Ok(Response::new(pb::MkdirsResponse {
+            status: Some(st.into()),
+        }))
     }
 
     async fn create(&self, req: Request<pb::CreateRequest>) -> Rpc<pb::CreateResponse> {
         let c = caller(&req);
         let r = req.into_inner();
-        let p = path(&r.path)?;
-        let st = self
-            .exec(|st| {
-                st.create(
-                    &c,
-                    &p,
-                    r.permission.unwrap_or(DEFAULT_FILE_PERMISSION),
-                    &r.client_name,
-                    r.overwrite,
-                    r.create_parent,
-                    r.replication,
-                    r.block_size,
-                    Now::current(),
-                )
-            })
-            .await?;
+        let req = CreateRequest {
+            path: path(&r.path)?,
+            mode: NewMode {
+                permission: r.permission.unwrap_or(DEFAULT_FILE_PERMISSION),
+                unmasked: r.unmasked,
+                group: r.group,
+            },
+            client: r.client_name,
+            overwrite: r.overwrite,
+            create_parent: r.create_parent,
+            replication: r.replication,
+            block_size: r.block_size,
+        };
+        let st = self.exec(|st| st.create(&c, &req, Now::current())).await?;
         Ok(Response::new(pb::CreateResponse {
             status: Some(st.into()),
         }))
@@ -306,9 +209,11 @@ impl ClientProtocol for Service {
         req: Request<pb::RenewLeaseRequest>,
     ) -> Rpc<pb::RenewLeaseResponse> {
         let r = req.into_inner();
-        self.exec(|st| st.renew_lease(&r.client_name, Now::current()))
+        let holds: Vec<InodeId> = r.holds.iter().map(|h| InodeId(*h)).collect();
+        let instance = self
+            .exec(|st| st.renew_lease(&r.client_name, &holds, Now::current()))
             .await?;
-        Ok(Response::new(pb::RenewLeaseResponse {}))
+        Ok(Response::new(pb::RenewLeaseResponse { instance }))
     }
 
     async fn recover_lease(
@@ -373,9 +278,16 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let host = client_host(&req, &req.get_ref().client_host);
         let r = req.into_inner();
-        let p = path(&r.path)?;
+        let lr = LocationsRequest {
+            path: path(&r.path)?,
+            offset: r.offset,
+            length: r.length,
+            client_host: host,
+            client_name: r.client_name,
+            hold: r.hold,
+        };
         let lbs = self
-            .exec(|st| st.get_block_locations(&c, &p, r.offset, r.length, &host, Now::current()))
+            .exec(|st| st.get_block_locations(&c, &lr, Now::current()))
             .await?;
         Ok(Response::new(pb::GetBlockLocationsResponse {
             locations: Some(lbs.into()),
@@ -397,7 +309,7 @@ impl ClientProtocol for Service {
         let r = req.into_inner();
         let p = path(&r.path)?;
         let deleted = self
-            .exec(|st| st.delete(&c, &p, r.recursive, Now::current()))
+            .exec(|st| st.delete(&c, &p, r.recursive, r.directory, Now::current()))
             .await?;
         Ok(Response::new(pb::DeleteResponse { deleted }))
     }
@@ -409,7 +321,7 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.set_replication(&c, &p, r.replication))
+        self.exec(|st| st.set_replication(&c, &p, r.replication, Now::current()))
             .await?;
         Ok(Response::new(pb::SetReplicationResponse {}))
     }
@@ -421,7 +333,7 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.set_permission(&c, &p, r.permission))
+        self.exec(|st| st.set_permission(&c, &p, r.permission, Now::current()))
             .await?;
         Ok(Response::new(pb::SetPermissionResponse {}))
     }
@@ -430,7 +342,7 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.set_owner(&c, &p, &r.owner, &r.group))
+        self.exec(|st| st.set_owner(&c, &p, &r.owner, &r.group, Now::current()))
             .await?;
         Ok(Response::new(pb::SetOwnerResponse {}))
     }
@@ -438,8 +350,13 @@ impl ClientProtocol for Service {
     async fn set_times(&self, req: Request<pb::SetTimesRequest>) -> Rpc<pb::SetTimesResponse> {
         let c = caller(&req);
         let r = req.into_inner();
-        let p = path(&r.path)?;
-        self.exec(|st| st.set_times(&c, &p, r.mtime_ms, r.atime_ms))
+        let req = SetTimesRequest {
+            path: path(&r.path)?,
+            mtime_ms: r.mtime_ms,
+            atime_ms: r.atime_ms,
+            now: r.now,
+        };
+        self.exec(|st| st.set_times(&c, &req, Now::current()))
             .await?;
         Ok(Response::new(pb::SetTimesResponse {}))
     }
@@ -532,132 +449,203 @@ impl ClientProtocol for Service {
         self.exec(|st| st.decommission(&c, &r.datanode)).await?;
         Ok(Response::new(pb::DecommissionResponse {}))
     }
+
+    async fn create_symlink(
+        &self,
+        req: Request<pb::CreateSymlinkRequest>,
+    ) -> Rpc<pb::CreateSymlinkResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let link = path(&r.link)?;
+        if r.create_parent {
+            if let Some(parent) = link.parent() {
+                let mk = MkdirsRequest {
+                    path: parent,
+                    mode: NewMode::new(DEFAULT_DIR_PERMISSION),
+                    create_parent: true,
+                };
+                self.exec(|st| st.mkdirs(&c, &mk, Now::current())).await?;
+            }
+        }
+        let st = self
+            .exec(|st| st.create_symlink(&c, &r.target, &link, &r.group, Now::current()))
+            .await?;
+        Ok(Response::new(pb::CreateSymlinkResponse {
+            status: Some(st.into()),
+        }))
+    }
+
+    async fn link(&self, req: Request<pb::LinkRequest>) -> Rpc<pb::LinkResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let (src, dst) = (path(&r.src)?, path(&r.dst)?);
+        let st = self
+            .exec(|st| st.link(&c, &src, &dst, Now::current()))
+            .await?;
+        Ok(Response::new(pb::LinkResponse {
+            status: Some(st.into()),
+        }))
+    }
+
+    async fn mknod(&self, req: Request<pb::MknodRequest>) -> Rpc<pb::MknodResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let req = MknodRequest {
+            path: path(&r.path)?,
+            file_type: convert::file_type(r.file_type)
+                .map_err(|e| to_status(Error::InvalidArgument(e)))?,
+            mode: NewMode {
+                permission: r.permission,
+                unmasked: r.unmasked,
+                group: r.group,
+            },
+            rdev: r.rdev,
+            replication: r.replication,
+            block_size: r.block_size,
+        };
+        let st = self.exec(|st| st.mknod(&c, &req, Now::current())).await?;
+        Ok(Response::new(pb::MknodResponse {
+            status: Some(st.into()),
+        }))
+    }
+
+    async fn set_x_attr(&self, req: Request<pb::SetXAttrRequest>) -> Rpc<pb::SetXAttrResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let p = path(&r.path)?;
+        let x = r
+            .xattr
+            .map(|x| XAttr {
+                name: x.name,
+                value: x.value,
+            })
+            .ok_or_else(|| to_status(Error::InvalidArgument("xattr is required".into())))?;
+        self.exec(|st| st.set_xattr(&c, &p, &x, r.flags, Now::current()))
+            .await?;
+        Ok(Response::new(pb::SetXAttrResponse {}))
+    }
+
+    async fn get_x_attrs(&self, req: Request<pb::GetXAttrsRequest>) -> Rpc<pb::GetXAttrsResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let p = path(&r.path)?;
+        let xattrs = self.exec(|st| st.get_xattrs(&c, &p, &r.names)).await?;
+        Ok(Response::new(pb::GetXAttrsResponse {
+            xattrs: xattrs
+                .into_iter()
+                .map(|x| pb::XAttr {
+                    name: x.name,
+                    value: x.value,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_x_attrs(
+        &self,
+        req: Request<pb::ListXAttrsRequest>,
+    ) -> Rpc<pb::ListXAttrsResponse> {
+        let c = caller(&req);
+        let p = path(&req.get_ref().path)?;
+        let names = self.exec(|st| st.list_xattrs(&c, &p)).await?;
+        Ok(Response::new(pb::ListXAttrsResponse { names }))
+    }
+
+    async fn remove_x_attr(
+        &self,
+        req: Request<pb::RemoveXAttrRequest>,
+    ) -> Rpc<pb::RemoveXAttrResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let p = path(&r.path)?;
+        self.exec(|st| st.remove_xattr(&c, &p, &r.name, Now::current()))
+            .await?;
+        Ok(Response::new(pb::RemoveXAttrResponse {}))
+    }
+
+    async fn set_acl(&self, req: Request<pb::SetAclRequest>) -> Rpc<pb::SetAclResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        self.acl(&c, &r.path, AclChange::Set(acl_spec(&r.entries)?))
+            .await?;
+        Ok(Response::new(pb::SetAclResponse {}))
+    }
+
+    async fn modify_acl_entries(
+        &self,
+        req: Request<pb::ModifyAclEntriesRequest>,
+    ) -> Rpc<pb::ModifyAclEntriesResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        self.acl(&c, &r.path, AclChange::Modify(acl_spec(&r.entries)?))
+            .await?;
+        Ok(Response::new(pb::ModifyAclEntriesResponse {}))
+    }
+
+    async fn remove_acl_entries(
+        &self,
+        req: Request<pb::RemoveAclEntriesRequest>,
+    ) -> Rpc<pb::RemoveAclEntriesResponse> {
+        let c = caller(&req);
+        let r = req.into_inner();
+        let change = AclChange::RemoveEntries(acl_spec(&r.entries)?);
+        self.acl(&c, &r.path, change).await?;
+        Ok(Response::new(pb::RemoveAclEntriesResponse {}))
+    }
+
+    async fn remove_default_acl(
+        &self,
+        req: Request<pb::RemoveDefaultAclRequest>,
+    ) -> Rpc<pb::RemoveDefaultAclResponse> {
+        let c = caller(&req);
+        self.acl(&c, &req.get_ref().path, AclChange::RemoveDefault)
+            .await?;
+        Ok(Response::new(pb::RemoveDefaultAclResponse {}))
+    }
+
+    async fn remove_acl(&self, req: Request<pb::RemoveAclRequest>) -> Rpc<pb::RemoveAclResponse> {
+        let c = caller(&req);
+        self.acl(&c, &req.get_ref().path, AclChange::RemoveAll)
+            .await?;
+        Ok(Response::new(pb::RemoveAclResponse {}))
+    }
+
+    async fn get_acl_status(
+        &self,
+        req: Request<pb::GetAclStatusRequest>,
+    ) -> Rpc<pb::GetAclStatusResponse> {
+        let c = caller(&req);
+        let p = path(&req.get_ref().path)?;
+        let s = self.exec(|st| st.get_acl_status(&c, &p)).await?;
+        Ok(Response::new(pb::GetAclStatusResponse {
+            owner: s.owner,
+            group: s.group,
+            sticky: s.sticky,
+            entries: s.entries.iter().map(pb::AclEntry::from).collect(),
+            permission: s.permission,
+        }))
+    }
+
+    async fn release_holds(
+        &self,
+        req: Request<pb::ReleaseHoldsRequest>,
+    ) -> Rpc<pb::ReleaseHoldsResponse> {
+        let r = req.into_inner();
+        let files: Vec<InodeId> = r.file_ids.iter().map(|f| InodeId(*f)).collect();
+        self.exec(|st| st.release_holds(&r.client_name, &files))
+            .await?;
+        Ok(Response::new(pb::ReleaseHoldsResponse {}))
+    }
 }
 
-#[tonic::async_trait]
-impl DatanodeProtocol for Service {
-    async fn register(&self, req: Request<pb::RegisterRequest>) -> Rpc<pb::RegisterResponse> {
-        let r = req.into_inner();
-        let id =
-            r.id.as_ref().map(DatanodeId::from).ok_or_else(|| {
-                to_status(Error::InvalidArgument("datanode id is required".into()))
-            })?;
-        let storage = r
-            .storage
-            .as_ref()
-            .map(StorageReport::try_from)
-            .transpose()
-            .map_err(to_status)?
-            .unwrap_or_default();
-        let cluster_id = self
-            .exec(|st| st.register(id, storage, Now::current()))
-            .await?;
-        Ok(Response::new(pb::RegisterResponse { cluster_id }))
+impl Service {
+    async fn acl(&self, c: &Caller, p: &str, change: AclChange) -> std::result::Result<(), Status> {
+        let p = path(p)?;
+        self.exec(|st| st.change_acl(c, &p, &change, Now::current()))
+            .await
     }
+}
 
-    async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Rpc<pb::HeartbeatResponse> {
-        let r = req.into_inner();
-        let storage = r
-            .storage
-            .as_ref()
-            .map(StorageReport::try_from)
-            .transpose()
-            .map_err(to_status)?
-            .unwrap_or_default();
-        let (commands, txid) = self
-            .exec(|st| {
-                Ok((
-                    st.heartbeat(&r.uuid, storage, r.xceivers, Now::current()),
-                    st.log.last_txid(),
-                ))
-            })
-            .await?;
-        let Some(commands) = commands else {
-            return Ok(Response::new(pb::HeartbeatResponse {
-                commands: Vec::new(),
-                reregister: true,
-            }));
-        };
-        if !commands.is_empty() {
-            // Commands may carry generation stamps just logged (lease recovery): never send a
-            // stamp that a crash could hand out again.
-            self.shared.sync.wait(txid).await.map_err(to_status)?;
-        }
-        Ok(Response::new(pb::HeartbeatResponse {
-            commands: commands
-                .into_iter()
-                .map(pb::DatanodeCommand::from)
-                .collect(),
-            reregister: false,
-        }))
-    }
-
-    async fn block_report(
-        &self,
-        req: Request<pb::BlockReportRequest>,
-    ) -> Rpc<pb::BlockReportResponse> {
-        let r = req.into_inner();
-        let reports = r
-            .replicas
-            .iter()
-            .map(ReplicaReport::try_from)
-            .collect::<Result<Vec<_>>>()
-            .map_err(to_status)?;
-        self.exec(|st| st.block_report(&r.uuid, &reports, Now::current()))
-            .await?;
-        self.shared.replicas_reported.notify_waiters();
-        Ok(Response::new(pb::BlockReportResponse {
-            commands: Vec::new(),
-        }))
-    }
-
-    async fn block_received_and_deleted(
-        &self,
-        req: Request<pb::BlockReceivedAndDeletedRequest>,
-    ) -> Rpc<pb::BlockReceivedAndDeletedResponse> {
-        let r = req.into_inner();
-        let items = r
-            .blocks
-            .iter()
-            .map(ReceivedDeleted::try_from)
-            .collect::<Result<Vec<_>>>()
-            .map_err(to_status)?;
-        self.exec(|st| st.block_received_and_deleted(&r.uuid, &items, Now::current()))
-            .await?;
-        self.shared.replicas_reported.notify_waiters();
-        Ok(Response::new(pb::BlockReceivedAndDeletedResponse {}))
-    }
-
-    async fn report_bad_blocks(
-        &self,
-        req: Request<pb::DnReportBadBlocksRequest>,
-    ) -> Rpc<pb::DnReportBadBlocksResponse> {
-        let r = req.into_inner();
-        let blocks: Vec<Block> = r.blocks.iter().map(Block::from).collect();
-        self.exec(|st| st.dn_report_bad_blocks(&r.uuid, &blocks))
-            .await?;
-        Ok(Response::new(pb::DnReportBadBlocksResponse {}))
-    }
-
-    async fn commit_block_synchronization(
-        &self,
-        req: Request<pb::CommitBlockSynchronizationRequest>,
-    ) -> Rpc<pb::CommitBlockSynchronizationResponse> {
-        let r = req.into_inner();
-        let b = block(&r.block, "block")?;
-        let targets = ids(&r.new_targets);
-        self.exec(|st| {
-            st.commit_block_synchronization(
-                b,
-                crate::types::GenStamp(r.new_generation_stamp),
-                r.new_length,
-                r.close_file,
-                r.delete_block,
-                &targets,
-                Now::current(),
-            )
-        })
-        .await?;
-        Ok(Response::new(pb::CommitBlockSynchronizationResponse {}))
-    }
+fn acl_spec(entries: &[pb::AclEntry]) -> std::result::Result<Vec<AclEntry>, Status> {
+    convert::acl_entries(entries).map_err(|e| to_status(Error::InvalidArgument(e)))
 }

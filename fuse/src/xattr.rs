@@ -1,0 +1,143 @@
+//! Extended attributes, and POSIX ACLs through theirs (`system.posix_acl_access`,
+//! `system.posix_acl_default`): the kernel reads those to check permissions, and `setfacl`,
+//! `getfacl`, `tar --acls` and `rsync -A` use them.
+
+use std::ffi::OsStr;
+
+use dfs_client::{AclEntry, AclScope, AclStatus, AclType, XAttrFlag};
+use fuser::Errno;
+
+use crate::acl;
+use crate::fs::{ipath, Fs, OrErrno, Reply};
+
+/// What `getxattr` and `listxattr` answer: the value, or its size when asked for 0 bytes.
+pub(crate) enum Value {
+    Size(u32),
+    Data(Vec<u8>),
+}
+
+/// `size` 0 asks how big the value is; a value bigger than `size` is ERANGE.
+fn sized(value: Vec<u8>, size: u32) -> Reply<Value> {
+    if size == 0 {
+        return Ok(Value::Size(value.len() as u32));
+    }
+    if value.len() > size as usize {
+        return Err(Errno::ERANGE);
+    }
+    Ok(Value::Data(value))
+}
+
+fn name_of(name: &OsStr) -> Reply<&str> {
+    name.to_str().ok_or(Errno::EINVAL)
+}
+
+impl Fs {
+    pub(crate) async fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Reply<Value> {
+        let name = name_of(name)?;
+        let path = ipath(ino);
+        let value = match name {
+            acl::ACCESS | acl::DEFAULT => {
+                let st = self.client.get_acl(&path).await.or_errno()?;
+                self.acl_value(&st, name).ok_or(Errno::ENODATA)?
+            }
+            _ => self.client.get_xattr(&path, name).await.or_errno()?,
+        };
+        sized(value, size)
+    }
+
+    /// The ACL attribute `name` of an inode with ACL status `st`: the access ACL when it is
+    /// extended (a minimal one is just the mode), the default ACL when there is one.
+    fn acl_value(&self, st: &AclStatus, name: &str) -> Option<Vec<u8>> {
+        let full = st.full();
+        let scope = if name == acl::ACCESS {
+            AclScope::Access
+        } else {
+            AclScope::Default
+        };
+        let entries: Vec<&AclEntry> = full.iter().filter(|e| e.scope == scope).collect();
+        let present = match scope {
+            AclScope::Access => entries.iter().any(|e| e.name.is_some()),
+            AclScope::Default => !entries.is_empty(),
+        };
+        present.then(|| acl::encode(entries.into_iter(), &self.ids))
+    }
+
+    pub(crate) async fn listxattr(&self, ino: u64, size: u32) -> Reply<Value> {
+        let path = ipath(ino);
+        let mut names = self.client.list_xattrs(&path).await.or_errno()?;
+        let st = self.status(ino).await?;
+        if st.has_acl {
+            let acls = self.client.get_acl(&path).await.or_errno()?;
+            for n in [acl::ACCESS, acl::DEFAULT] {
+                if self.acl_value(&acls, n).is_some() {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for n in names {
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        sized(out, size)
+    }
+
+    pub(crate) async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Reply<()> {
+        let name = name_of(name)?;
+        let path = ipath(ino);
+        match name {
+            acl::ACCESS => {
+                let spec = acl::decode(value, AclScope::Access, &self.ids)?;
+                self.client.set_acl(&path, &spec).await.or_errno()
+            }
+            acl::DEFAULT => {
+                let spec = acl::decode(value, AclScope::Default, &self.ids)?;
+                if spec.is_empty() {
+                    return self.client.remove_default_acl(&path).await.or_errno();
+                }
+                self.client.set_acl(&path, &spec).await.or_errno()
+            }
+            _ => {
+                let flag = match flags {
+                    0 => XAttrFlag::Any,
+                    libc::XATTR_CREATE => XAttrFlag::Create,
+                    libc::XATTR_REPLACE => XAttrFlag::Replace,
+                    _ => return Err(Errno::EINVAL),
+                };
+                self.client
+                    .set_xattr(&path, name, value, flag)
+                    .await
+                    .or_errno()
+            }
+        }
+    }
+
+    pub(crate) async fn removexattr(&self, ino: u64, name: &OsStr) -> Reply<()> {
+        let name = name_of(name)?;
+        let path = ipath(ino);
+        match name {
+            acl::ACCESS => {
+                // The mode stays as it is (its group bits were the mask): the base entries.
+                let st = self.client.get_acl(&path).await.or_errno()?;
+                if self.acl_value(&st, name).is_none() {
+                    return Err(Errno::ENODATA);
+                }
+                let m = st.permission;
+                let base = |kind, perm| AclEntry {
+                    scope: AclScope::Access,
+                    kind,
+                    name: None,
+                    perm,
+                };
+                let spec = [
+                    base(AclType::User, (m >> 6) & 7),
+                    base(AclType::Group, (m >> 3) & 7),
+                    base(AclType::Other, m & 7),
+                ];
+                self.client.set_acl(&path, &spec).await.or_errno()
+            }
+            acl::DEFAULT => self.client.remove_default_acl(&path).await.or_errno(),
+            _ => self.client.remove_xattr(&path, name).await.or_errno(),
+        }
+    }
+}

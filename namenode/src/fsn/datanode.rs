@@ -1,0 +1,196 @@
+//! DatanodeProtocol: registration, heartbeats, block reports, bad blocks, safe mode counts.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+
+use super::*;
+
+impl FsState {
+    /// Marks the named replicas corrupt (when their stamp matches); unknown ones are ignored, and
+    /// so are blocks still being written: a reader racing the writer's rewrite of a partial
+    /// chunk's checksum can see a mismatch in a sound replica, and pipeline or lease recovery
+    /// settles those replicas anyway.
+    pub fn report_bad_blocks(&mut self, bad: &[(Block, Vec<String>)]) {
+        for (b, uuids) in bad {
+            let complete = self
+                .ns
+                .block_file(b.id)
+                .is_some_and(|(_, f, i)| f.block_complete(i));
+            if !complete {
+                tracing::info!(block = %b.id, "ignoring a bad-block report on a block being written");
+                continue;
+            }
+            for u in uuids {
+                if self.blocks.mark_bad(b.id, u, b.gs) {
+                    tracing::warn!(block = %b.id, datanode = %u, "replica reported corrupt");
+                }
+            }
+        }
+    }
+
+
+    // -----------------------------------------------------------------------------------------
+    // DatanodeProtocol
+    // -----------------------------------------------------------------------------------------
+
+    pub fn register(&mut self, id: DatanodeId, storage: StorageReport, now: Now) -> Result<String> {
+        if id.uuid.is_empty() || id.host.is_empty() || id.xfer_port == 0 || id.xfer_port > 65535 {
+            return Err(inval(format!(
+                "datanode registration needs a uuid, a host and a port (got {:?})",
+                id
+            )));
+        }
+        tracing::info!(uuid = %id.uuid, addr = %id.addr(), "datanode registered");
+        let uuid = id.uuid.clone();
+        for stale in self.dns.register(id, storage, now.at) {
+            tracing::info!(old = %stale, new = %uuid, "datanode replaced at the same address");
+            self.blocks.remove_node(&stale);
+            self.repl.forget_node(&stale);
+        }
+        Ok(self.cluster_id.clone())
+    }
+
+    /// Returns the commands for this DataNode, or `None` when it must re-register.
+    pub fn heartbeat(
+        &mut self,
+        uuid: &str,
+        storage: StorageReport,
+        xceivers: u32,
+        now: Now,
+    ) -> Option<Vec<Command>> {
+        self.dns.heartbeat(uuid, storage, xceivers, now.at)?;
+        if self.safemode.is_on() {
+            return Some(Vec::new()); // nothing is deleted or copied in safe mode
+        }
+        Some(self.dns.drain_commands(uuid))
+    }
+
+    fn check_dn(&self, uuid: &str) -> Result<()> {
+        if self.dns.is_alive(uuid) {
+            Ok(())
+        } else {
+            Err(Error::UnknownDatanode(uuid.to_string()))
+        }
+    }
+
+    pub fn block_report(&mut self, uuid: &str, reports: &[ReplicaReport], now: Now) -> Result<()> {
+        self.check_dn(uuid)?;
+        let before = self.blocks.node_blocks(uuid);
+        let mut seen = HashSet::with_capacity(reports.len());
+        for r in reports {
+            seen.insert(r.block.id);
+            self.process_replica(uuid, r.block, r.finalized);
+        }
+        for gone in before.difference(&seen) {
+            self.blocks.remove(*gone, uuid);
+        }
+        tracing::debug!(datanode = %uuid, replicas = reports.len(), "block report processed");
+        self.update_safemode(now.at);
+        Ok(())
+    }
+
+    pub fn block_received_and_deleted(
+        &mut self,
+        uuid: &str,
+        items: &[ReceivedDeleted],
+        now: Now,
+    ) -> Result<()> {
+        self.check_dn(uuid)?;
+        for item in items {
+            match *item {
+                ReceivedDeleted::Received(b) => {
+                    // The block placed here is written: it no longer holds a block's worth of
+                    // space (the next heartbeat counts what it really takes).
+                    if let Some(d) = self.dns.get_mut(uuid) {
+                        d.scheduled = d.scheduled.saturating_sub(1);
+                    }
+                    self.process_replica(uuid, b, true)
+                }
+                ReceivedDeleted::Receiving(b) => {
+                    let uc = self
+                        .ns
+                        .block_file(b.id)
+                        .is_some_and(|(_, f, i)| !f.block_complete(i));
+                    if uc {
+                        self.process_replica(uuid, b, false);
+                    }
+                }
+                ReceivedDeleted::Deleted(b) => {
+                    self.blocks.remove(b.id, uuid);
+                }
+            }
+        }
+        self.update_safemode(now.at);
+        Ok(())
+    }
+
+    /// Judges one reported replica: unknown → delete; stale stamp on a complete block →
+    /// delete; otherwise record it (its health is judged on demand).
+    fn process_replica(&mut self, uuid: &str, b: Block, finalized: bool) {
+        let Some((_, f, idx)) = self.ns.block_file(b.id) else {
+            self.blocks.remove(b.id, uuid);
+            self.dns.queue_delete(uuid, b);
+            return;
+        };
+        let cur = f.blocks[idx];
+        let complete = f.block_complete(idx);
+        if complete && b.gs < cur.gs {
+            self.blocks.remove(b.id, uuid);
+            self.dns.queue_delete(uuid, b);
+            return;
+        }
+        let r = Replica {
+            gs: b.gs,
+            num_bytes: b.num_bytes,
+            finalized,
+            reported_bad: false,
+        };
+        self.blocks.add(b.id, uuid, r);
+        if finalized {
+            self.repl.target_reported(b.id, uuid);
+        }
+    }
+
+    pub fn dn_report_bad_blocks(&mut self, uuid: &str, blocks: &[Block]) -> Result<()> {
+        self.check_dn(uuid)?;
+        let bad: Vec<(Block, Vec<String>)> = blocks
+            .iter()
+            .map(|b| (*b, vec![uuid.to_string()]))
+            .collect();
+        self.report_bad_blocks(&bad);
+        Ok(())
+    }
+
+
+    /// Feeds safe mode with the current report counts (only while automatic safe mode waits:
+    /// the count is a full scan).
+    pub(crate) fn update_safemode(&mut self, now: Instant) {
+        if !self.safemode.is_auto() {
+            return;
+        }
+        let mut total = 0u64;
+        let mut reported = 0u64;
+        for (bid, _) in self.ns.blocks() {
+            let Some((_, f, idx)) = self.ns.block_file(bid) else {
+                continue;
+            };
+            if !f.block_complete(idx) {
+                continue;
+            }
+            total += 1;
+            let b = f.blocks[idx];
+            if self
+                .blocks
+                .replicas(bid)
+                .any(|(_, r)| health(r, &b, true) == Health::Good)
+            {
+                reported += 1;
+            }
+        }
+        if self.safemode.update(reported, total, now) {
+            tracing::info!(reported, total, "leaving safe mode");
+        }
+    }
+
+}
