@@ -189,7 +189,10 @@ impl DfsClient {
                         }
                     }
                     if !moved {
-                        return Err(Error::UnresolvedLink { link, rest: String::new() });
+                        return Err(Error::UnresolvedLink {
+                            link,
+                            rest: String::new(),
+                        });
                     }
                 }
                 r => return r,
@@ -211,9 +214,8 @@ impl DfsClient {
             .status
             .map(FileStatus::from)
             .ok_or_else(|| Error::NotFound(format!("no such file or directory: {link}")))?;
-        let target = String::from_utf8(st.symlink).map_err(|_| {
-            Error::InvalidPath(format!("the target of {link} is not UTF-8"))
-        })?;
+        let target = String::from_utf8(st.symlink)
+            .map_err(|_| Error::InvalidPath(format!("the target of {link} is not UTF-8")))?;
         let base = if target.starts_with('/') {
             String::new()
         } else {
@@ -476,7 +478,12 @@ impl DfsClient {
                 create_parent: opts.create_parent,
                 group: opts.group.clone().unwrap_or_default(),
             };
-            async move { status(call!(self.inner.nn, create_symlink, req)?.status, "CreateSymlink") }
+            async move {
+                status(
+                    call!(self.inner.nn, create_symlink, req)?.status,
+                    "CreateSymlink",
+                )
+            }
         })
         .await
     }
@@ -485,7 +492,9 @@ impl DfsClient {
     pub async fn read_link(&self, path: &str) -> Result<Vec<u8>> {
         let st = self.symlink_status(path).await?;
         if !st.is_symlink() {
-            return Err(Error::InvalidArgument(format!("{path} is not a symbolic link")));
+            return Err(Error::InvalidArgument(format!(
+                "{path} is not a symbolic link"
+            )));
         }
         Ok(st.symlink)
     }

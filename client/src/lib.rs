@@ -27,13 +27,13 @@ pub mod user;
 mod writer;
 
 pub use client::{CreateOptions, DfsClient, EntryOptions, MAX_SYMLINKS};
+pub use config::ClientConfig;
 /// Paths of the namespace: [`path::DfsPath`], inode paths, the limits.
 pub use dfs_proto::path;
+pub use error::{Error, Result};
 /// Keeps a file open (held at the NameNode: unlinked, it stays readable by its inode path) for
 /// as long as it lives; from [`FileReader::keep_open`] or [`FileWriter::keep_open`].
 pub use holds::Hold as KeepOpen;
-pub use config::ClientConfig;
-pub use error::{Error, Result};
 pub use reader::FileReader;
 pub use types::*;
 pub use writer::FileWriter;

@@ -184,7 +184,11 @@ impl AclEntry {
             Some("group" | "g") => AclType::Group,
             Some("mask" | "m") => AclType::Mask,
             Some("other" | "o") => AclType::Other,
-            _ => return Err(format!("invalid ACL entry {spec:?}: no user, group, mask or other")),
+            _ => {
+                return Err(format!(
+                    "invalid ACL entry {spec:?}: no user, group, mask or other"
+                ))
+            }
         };
         let name = parts.next().filter(|n| !n.is_empty()).map(str::to_string);
         let perm = match parts.next() {
@@ -329,7 +333,10 @@ impl AclStatus {
                 .filter(move |e| e.scope == a && e.kind == kind && e.name.is_some())
                 .cloned()
         };
-        let extended = self.entries.iter().any(|e| e.scope == a && e.name.is_some());
+        let extended = self
+            .entries
+            .iter()
+            .any(|e| e.scope == a && e.name.is_some());
         let mut out = vec![entry(AclType::User, None, (m >> 6) & 7)];
         out.extend(named(AclType::User));
         let group_obj = self
@@ -701,7 +708,10 @@ mod tests {
     #[test]
     fn acl_specs_parse_and_print_as_hdfs_writes_them() {
         let e = AclEntry::parse("default:user:bob:rw-").unwrap();
-        assert_eq!((e.scope, e.kind, e.name.as_deref(), e.perm), (AclScope::Default, AclType::User, Some("bob"), 6));
+        assert_eq!(
+            (e.scope, e.kind, e.name.as_deref(), e.perm),
+            (AclScope::Default, AclType::User, Some("bob"), 6)
+        );
         assert_eq!(e.to_string(), "default:user:bob:rw-");
         assert_eq!(AclEntry::parse("mask::5").unwrap().to_string(), "mask::r-x");
         assert_eq!(AclEntry::parse("user:bob").unwrap().perm, 0);
@@ -714,11 +724,23 @@ mod tests {
             owner: "a".into(),
             group: "g".into(),
             sticky: false,
-            entries: vec![AclEntry::parse("user:bob:rwx").unwrap(), AclEntry::parse("group::r--").unwrap()],
+            entries: vec![
+                AclEntry::parse("user:bob:rwx").unwrap(),
+                AclEntry::parse("group::r--").unwrap(),
+            ],
             permission: 0o750,
         };
         let full: Vec<String> = st.full().iter().map(|e| e.to_string()).collect();
-        assert_eq!(full, ["user::rwx", "user:bob:rwx", "group::r--", "mask::r-x", "other::---"]);
+        assert_eq!(
+            full,
+            [
+                "user::rwx",
+                "user:bob:rwx",
+                "group::r--",
+                "mask::r-x",
+                "other::---"
+            ]
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ const UNDEFINED_ID: u32 = u32::MAX;
 
 /// The entries of an ACL attribute, in `scope`, named as dfs names users and groups.
 pub fn decode(value: &[u8], scope: AclScope, ids: &Ids) -> Result<Vec<AclEntry>, Errno> {
-    if value.len() < 4 || (value.len() - 4) % 8 != 0 {
+    if value.len() < 4 || !(value.len() - 4).is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     if u32::from_le_bytes([value[0], value[1], value[2], value[3]]) != VERSION {
@@ -112,7 +112,10 @@ mod tests {
         back.sort();
         want.sort();
         assert_eq!(back, want);
-        assert_eq!(decode(&bytes[..7], AclScope::Access, &ids), Err(Errno::EINVAL));
+        assert_eq!(
+            decode(&bytes[..7], AclScope::Access, &ids),
+            Err(Errno::EINVAL)
+        );
         let mut v3 = bytes.clone();
         v3[0] = 3;
         assert_eq!(decode(&v3, AclScope::Access, &ids), Err(Errno::EOPNOTSUPP));

@@ -43,7 +43,13 @@ impl Fs {
         Ok(l.entries.get(k - l.base).cloned())
     }
 
-    pub(crate) async fn readdir(&self, ino: u64, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    pub(crate) async fn readdir(
+        &self,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let listing = match self.listing(fh) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
@@ -90,7 +96,14 @@ impl Fs {
             if i < 2 {
                 // The kernel takes no reference to "." and "..".
                 let name = if i == 0 { "." } else { ".." };
-                if reply.add(INodeNo(ino), (i + 1) as u64, name, &ttl, &dir_attr, Generation(0)) {
+                if reply.add(
+                    INodeNo(ino),
+                    (i + 1) as u64,
+                    name,
+                    &ttl,
+                    &dir_attr,
+                    Generation(0),
+                ) {
                     break;
                 }
                 continue;
@@ -104,7 +117,14 @@ impl Fs {
                 Err(e) => return reply.error(e),
             };
             let attr = self.attr(&e);
-            if reply.add(attr.ino, (i + 1) as u64, &e.name, &ttl, &attr, Generation(0)) {
+            if reply.add(
+                attr.ino,
+                (i + 1) as u64,
+                &e.name,
+                &ttl,
+                &attr,
+                Generation(0),
+            ) {
                 break;
             }
         }

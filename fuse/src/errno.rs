@@ -49,7 +49,10 @@ mod tests {
         assert_eq!(errno(&Error::NotEmpty("x".into())), Errno::ENOTEMPTY);
         // Typed, never read from the message.
         assert_eq!(errno(&Error::NameTooLong("x".into())), Errno::ENAMETOOLONG);
-        assert_eq!(errno(&Error::InvalidPath("255 bytes".into())), Errno::EINVAL);
+        assert_eq!(
+            errno(&Error::InvalidPath("255 bytes".into())),
+            Errno::EINVAL
+        );
         assert_eq!(errno(&Error::NotSupported("x".into())), Errno::EOPNOTSUPP);
         assert_eq!(errno(&Error::PermissionDenied("x".into())), Errno::EACCES);
         assert_eq!(errno(&Error::NotPermitted("x".into())), Errno::EPERM);

@@ -389,7 +389,10 @@ impl Fs {
             // A write far past the end (`cp` of a sparse file seeks over holes): the file
             // grows by a hole, which stores nothing, and the write starts a block after it.
             self.complete(f, &mut w).await?;
-            self.client.truncate(&ipath(f.ino), offset).await.or_errno()?;
+            self.client
+                .truncate(&ipath(f.ino), offset)
+                .await
+                .or_errno()?;
             f.changed();
         }
         let (writer, len) = self.writer(f, &mut w).await?;

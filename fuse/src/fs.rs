@@ -146,7 +146,11 @@ fn supplementary_groups(pid: u32) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -279,7 +283,13 @@ impl Fs {
         fh
     }
 
-    pub(crate) async fn mkdir(&self, c: Caller, parent: u64, name: &OsStr, e: NewEntry) -> Reply<FileAttr> {
+    pub(crate) async fn mkdir(
+        &self,
+        c: Caller,
+        parent: u64,
+        name: &OsStr,
+        e: NewEntry,
+    ) -> Reply<FileAttr> {
         let path = child(parent, name)?;
         let opts = self.entry_options(c, &e);
         let st = self.creator(c).mkdir(&path, opts).await.or_errno()?;

@@ -30,22 +30,30 @@ pub struct Ids {
 impl Ids {
     /// The local uid of user `name`, None if there is no such local user.
     pub fn uid(&self, name: &str) -> Option<u32> {
-        cached(&self.users, name.to_string(), || user_id(name).or_else(|| number(name)))
+        cached(&self.users, name.to_string(), || {
+            user_id(name).or_else(|| number(name))
+        })
     }
 
     /// The local gid of group `name`, None if there is no such local group.
     pub fn gid(&self, name: &str) -> Option<u32> {
-        cached(&self.groups, name.to_string(), || group_id(name).or_else(|| number(name)))
+        cached(&self.groups, name.to_string(), || {
+            group_id(name).or_else(|| number(name))
+        })
     }
 
     /// The name dfs knows uid `uid` by: its local name, else the number.
     pub fn user_name(&self, uid: u32) -> String {
-        cached(&self.user_names, uid, || user_name(uid).unwrap_or_else(|| uid.to_string()))
+        cached(&self.user_names, uid, || {
+            user_name(uid).unwrap_or_else(|| uid.to_string())
+        })
     }
 
     /// The name dfs knows gid `gid` by.
     pub fn group_name(&self, gid: u32) -> String {
-        cached(&self.group_names, gid, || group_name(gid).unwrap_or_else(|| gid.to_string()))
+        cached(&self.group_names, gid, || {
+            group_name(gid).unwrap_or_else(|| gid.to_string())
+        })
     }
 }
 

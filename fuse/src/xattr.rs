@@ -82,7 +82,13 @@ impl Fs {
         sized(out, size)
     }
 
-    pub(crate) async fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Reply<()> {
+    pub(crate) async fn setxattr(
+        &self,
+        ino: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> Reply<()> {
         let name = name_of(name)?;
         let path = ipath(ino);
         match name {

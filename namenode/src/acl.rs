@@ -141,7 +141,11 @@ fn store(entries: Vec<AclEntry>) -> Result<(u32, Acl)> {
     };
     let mask = find(a, AclType::Mask);
     let extended = entries.iter().any(|e| e.scope == a && e.name.is_some());
-    let group_bits = if extended { mask.unwrap_or(group) } else { group };
+    let group_bits = if extended {
+        mask.unwrap_or(group)
+    } else {
+        group
+    };
     let mode = (user << 6) | (group_bits << 3) | other;
     let stored = entries
         .into_iter()
@@ -218,7 +222,8 @@ fn normalize(mut entries: Vec<AclEntry>) -> Result<Vec<AclEntry>> {
                 .iter()
                 .filter(|e| {
                     e.scope == scope
-                        && (e.kind == AclType::Group || (e.kind == AclType::User && e.name.is_some()))
+                        && (e.kind == AclType::Group
+                            || (e.kind == AclType::User && e.name.is_some()))
                 })
                 .fold(0, |m, e| m | e.perm);
             entries.push(AclEntry::new(scope, AclType::Mask, None, union));
@@ -440,7 +445,11 @@ mod tests {
 
     #[test]
     fn minimal_acls_store_nothing_and_remove_restores_the_group_bits() {
-        let spec = [e(A, User, None, 7), e(A, Group, None, 5), e(A, Other, None, 1)];
+        let spec = [
+            e(A, User, None, 7),
+            e(A, Group, None, 5),
+            e(A, Other, None, 1),
+        ];
         let (mode, acl) = set(0o600, &Acl::default(), &spec).unwrap();
         assert_eq!((mode, acl.is_empty()), (0o751, true));
         let (mode, acl) = modify(mode, &acl, &[e(A, User, Some("bob"), 7)]).unwrap();
@@ -455,7 +464,11 @@ mod tests {
 
     #[test]
     fn bad_specs_are_refused() {
-        let base = [e(A, User, None, 7), e(A, Group, None, 5), e(A, Other, None, 1)];
+        let base = [
+            e(A, User, None, 7),
+            e(A, Group, None, 5),
+            e(A, Other, None, 1),
+        ];
         let mut dup = base.to_vec();
         dup.push(e(A, User, None, 1));
         assert!(set(0, &Acl::default(), &dup).is_err());
@@ -493,7 +506,16 @@ mod tests {
         assert!(!allows(&facl, fmode, ("a", "g"), ("bob", &none), 1));
         assert_eq!(facl.group_obj(), Some(5));
         // A default-only spec keeps the access ACL.
-        let (m2, a2) = set(0o751, &Acl::default(), &[e(D, User, None, 7), e(D, Group, None, 0), e(D, Other, None, 0)]).unwrap();
+        let (m2, a2) = set(
+            0o751,
+            &Acl::default(),
+            &[
+                e(D, User, None, 7),
+                e(D, Group, None, 0),
+                e(D, Other, None, 0),
+            ],
+        )
+        .unwrap();
         assert_eq!(m2, 0o751);
         assert!(a2.has_default() && !a2.is_extended());
         // A directory also inherits the default ACL.

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use dfs_proto::pb;
 use prost::Message;
 
+use crate::convert;
 use crate::editlog::sync_dir;
 use crate::error::{Error, Result};
-use crate::convert;
 use crate::namespace::{
     Counters, DirMeta, Extent, FileMeta, ImageEntry, Inode, InodeKind, Namespace, SpecialKind,
     XAttr,
@@ -154,7 +154,11 @@ impl TryFrom<pb::ImageInode> for ImageEntry {
         inode.name = i.name;
         inode.atime_ms = i.atime_ms;
         // Images of earlier versions kept no ctime: the mtime is the best there is.
-        inode.ctime_ms = if i.ctime_ms == 0 { i.mtime_ms } else { i.ctime_ms };
+        inode.ctime_ms = if i.ctime_ms == 0 {
+            i.mtime_ms
+        } else {
+            i.ctime_ms
+        };
         inode.xattrs = i
             .xattrs
             .into_iter()

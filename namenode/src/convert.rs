@@ -206,7 +206,10 @@ pub fn acl_entries(entries: &[pb::AclEntry]) -> std::result::Result<Vec<AclEntry
                 Err(_) => return Err(format!("unknown ACL entry type {}", e.r#type)),
             };
             if e.permission > 7 {
-                return Err(format!("ACL permission {:o} is more than rwx", e.permission));
+                return Err(format!(
+                    "ACL permission {:o} is more than rwx",
+                    e.permission
+                ));
             }
             let name = (!e.name.is_empty()).then_some(e.name.as_str());
             Ok(AclEntry::new(scope, kind, name, e.permission))

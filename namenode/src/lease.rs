@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(l.holders_of(InodeId(6)).len(), 1, "the writer counts");
         assert!(l.release("reader", InodeId(5)));
         assert!(!l.release("reader", InodeId(5)));
-        assert!(l.expired("reader", t0, s(60)), "nothing held, nothing renewed");
+        assert!(
+            l.expired("reader", t0, s(60)),
+            "nothing held, nothing renewed"
+        );
         // The mount stops renewing: its holds expire, its file under construction stays for
         // lease recovery.
         let gone = l.expire_holds(t0 + s(100), s(60));

@@ -454,12 +454,10 @@ impl Op {
                 permission,
                 ctime_ms,
             }),
-            Op::ReleaseOrphan { inode_id, holder } => {
-                PbOp::ReleaseOrphan(pb::OpReleaseOrphan {
-                    inode_id: inode_id.0,
-                    holder: holder.unwrap_or_default(),
-                })
-            }
+            Op::ReleaseOrphan { inode_id, holder } => PbOp::ReleaseOrphan(pb::OpReleaseOrphan {
+                inode_id: inode_id.0,
+                holder: holder.unwrap_or_default(),
+            }),
         };
         pb::EditRecord { txid, op: Some(op) }
     }

@@ -227,7 +227,12 @@ mod tests {
         let c = DfsPath::inode_child(7, "a b").unwrap();
         assert_eq!(c.as_str(), "/.reserved/.inodes/7/a b");
         assert_eq!(c.inode_prefix(), Some(7));
-        for not in ["/.reserved/.inodes/x", "/.reserved/.inodes/07", "/.reserved/x/1", "/a/1"] {
+        for not in [
+            "/.reserved/.inodes/x",
+            "/.reserved/.inodes/07",
+            "/.reserved/x/1",
+            "/a/1",
+        ] {
             assert_eq!(DfsPath::parse(not).unwrap().inode_prefix(), None, "{not}");
         }
         assert!(DfsPath::inode_child(7, "a/b").is_err());

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-
 use super::*;
 
 impl FsState {
@@ -28,7 +27,6 @@ impl FsState {
             }
         }
     }
-
 
     // -----------------------------------------------------------------------------------------
     // DatanodeProtocol
@@ -162,7 +160,6 @@ impl FsState {
         Ok(())
     }
 
-
     /// Feeds safe mode with the current report counts (only while automatic safe mode waits:
     /// the count is a full scan).
     pub(crate) fn update_safemode(&mut self, now: Instant) {
@@ -192,5 +189,4 @@ impl FsState {
             tracing::info!(reported, total, "leaving safe mode");
         }
     }
-
 }

@@ -134,7 +134,6 @@ impl FsState {
         (self.cfg.heartbeat_interval * 5).max(Duration::from_secs(10))
     }
 
-
     #[allow(clippy::too_many_arguments)]
     pub fn commit_block_synchronization(
         &mut self,
@@ -240,7 +239,6 @@ impl FsState {
         tracing::info!(%path, block = %block.id, new_gs = new_gs.0, new_length, close_file, delete_block, "block synchronization committed");
         Ok(())
     }
-
 
     // -----------------------------------------------------------------------------------------
     // Lease monitor

@@ -40,7 +40,9 @@ impl FsState {
     ) -> Result<FileStatus> {
         self.check_writable("create symbolic links")?;
         if target.is_empty() {
-            return Err(Error::NotFound("a symbolic link's target may not be empty".into()));
+            return Err(Error::NotFound(
+                "a symbolic link's target may not be empty".into(),
+            ));
         }
         if target.len() > MAX_PATH_LEN {
             return Err(Error::NameTooLong(format!(
@@ -78,7 +80,13 @@ impl FsState {
 
     /// A hard link: `dst` becomes another name of the non-directory at `src` (a symbolic link
     /// itself, not followed). Returns the inode's status under its new name.
-    pub fn link(&mut self, c: &Caller, src: &DfsPath, dst: &DfsPath, now: Now) -> Result<FileStatus> {
+    pub fn link(
+        &mut self,
+        c: &Caller,
+        src: &DfsPath,
+        dst: &DfsPath,
+        now: Now,
+    ) -> Result<FileStatus> {
         self.check_writable("create hard links")?;
         let sw = self.entry_walk(c, src)?;
         if !sw.exists() || self.ns.is_orphan(sw.last()) {

@@ -37,8 +37,9 @@ use crate::replication::{PendingReplications, ReplStats};
 use crate::safemode::SafeMode;
 use crate::types::{
     AdminState, Block, BlockId, Caller, Command, ContentSummary, DatanodeId, DatanodeInfo,
-    FileStatus, FileType, FsckBlock, FsckFile, FsckReplica, FsckReport, GenStamp, InodeId, LocatedBlock,
-    LocatedBlocks, ReceivedDeleted, ReplicaReport, SafeModeAction, Stats, StorageReport,
+    FileStatus, FileType, FsckBlock, FsckFile, FsckReplica, FsckReport, GenStamp, InodeId,
+    LocatedBlock, LocatedBlocks, ReceivedDeleted, ReplicaReport, SafeModeAction, Stats,
+    StorageReport,
 };
 use crate::util::Rng;
 use crate::Config;
@@ -437,7 +438,6 @@ impl FsState {
         }
     }
 }
-
 
 fn count_complete_blocks(ns: &Namespace) -> u64 {
     ns.blocks()

@@ -68,7 +68,13 @@ impl FsState {
     /// Mode, group and ACL of a new child of `parent` made by `c` (POSIX): a set-group-ID parent
     /// gives its group (and, to directories, the bit); otherwise the creator's group, or the
     /// parent's when the request names none (HDFS). A parent's default ACL replaces the umask.
-    pub(super) fn new_attrs(&self, c: &Caller, parent: InodeId, m: &NewMode, dir: bool) -> NewAttrs {
+    pub(super) fn new_attrs(
+        &self,
+        c: &Caller,
+        parent: InodeId,
+        m: &NewMode,
+        dir: bool,
+    ) -> NewAttrs {
         let p = self.ns.inode(parent);
         let sgid_parent = p.is_some_and(|p| p.permission & SETGID != 0);
         let parent_group = p.map(|p| p.group.clone()).unwrap_or_default();
@@ -104,7 +110,12 @@ impl FsState {
     }
 
     /// Logs the ACL a new inode inherited, if any.
-    pub(super) fn log_inherited_acl(&mut self, id: InodeId, attrs: NewAttrs, now: Now) -> Result<()> {
+    pub(super) fn log_inherited_acl(
+        &mut self,
+        id: InodeId,
+        attrs: NewAttrs,
+        now: Now,
+    ) -> Result<()> {
         if let Some(acl) = attrs.acl {
             self.log(Op::SetAcl {
                 path: DfsPath::inode(id.0),
@@ -315,7 +326,8 @@ impl FsState {
             (dp, dname.to_string())
         } else {
             let (dp, dname) = self.ns.new_entry(dst)?;
-            self.checker.check_access(&self.ns, c, dp, WRITE | EXECUTE)?;
+            self.checker
+                .check_access(&self.ns, c, dp, WRITE | EXECUTE)?;
             (dp, dname)
         };
         if src_dir && self.ns.is_within(dp, src_id) {
@@ -452,7 +464,11 @@ impl FsState {
             )));
         }
         let mut permission = permission;
-        let group = self.ns.inode(id).map(|i| i.group.clone()).unwrap_or_default();
+        let group = self
+            .ns
+            .inode(id)
+            .map(|i| i.group.clone())
+            .unwrap_or_default();
         if !self.checker.is_superuser(c) && !c.in_group(&group) {
             permission &= !SETGID;
         }

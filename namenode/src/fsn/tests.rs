@@ -13,8 +13,14 @@ use crate::types::{Caller, Command, DatanodeId, ReceivedDeleted, ReplicaReport, 
 
 /// The RPCs with their arguments spelled out, as most scenarios need them.
 trait Calls {
-    fn mkdirs_(&mut self, c: &Caller, path: &DfsPath, perm: u32, parents: bool, now: Now)
-        -> Result<()>;
+    fn mkdirs_(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        perm: u32,
+        parents: bool,
+        now: Now,
+    ) -> Result<()>;
     #[allow(clippy::too_many_arguments)]
     fn create_(
         &mut self,
@@ -40,8 +46,14 @@ trait Calls {
 }
 
 impl Calls for FsState {
-    fn mkdirs_(&mut self, c: &Caller, path: &DfsPath, perm: u32, parents: bool, now: Now)
-        -> Result<()> {
+    fn mkdirs_(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        perm: u32,
+        parents: bool,
+        now: Now,
+    ) -> Result<()> {
         let req = MkdirsRequest {
             path: path.clone(),
             mode: NewMode::new(perm),
@@ -439,17 +451,11 @@ fn write_path_and_restart_state() {
     let st = fx.st.get_file_info(&c, &p("/f")).unwrap().unwrap();
     assert_eq!(st.length, 1124);
     assert!(!st.under_construction);
-    let lbs = fx
-        .st
-        .locations_(&c, &p("/f"), 1000, 50, "", now)
-        .unwrap();
+    let lbs = fx.st.locations_(&c, &p("/f"), 1000, 50, "", now).unwrap();
     assert_eq!(lbs.blocks.len(), 2);
     assert_eq!(lbs.file_length, 1124);
     assert!(lbs.last_block_complete);
-    let lbs = fx
-        .st
-        .locations_(&c, &p("/f"), 1024, 10, "", now)
-        .unwrap();
+    let lbs = fx.st.locations_(&c, &p("/f"), 1024, 10, "", now).unwrap();
     assert_eq!(lbs.blocks.len(), 1);
     assert_eq!(lbs.blocks[0].locations.len(), 1);
     // Writing after close needs a lease.
@@ -746,7 +752,9 @@ fn pending_replication_times_out_and_is_retried() {
     fx.dn("d2", 2);
     let b = fx.write_file("/f", 1, 3);
     let holder = fx.holders(b).remove(0);
-    fx.st.set_replication(&root(), &p("/f"), 2, Now::current()).unwrap();
+    fx.st
+        .set_replication(&root(), &p("/f"), 2, Now::current())
+        .unwrap();
     fx.st.replication_tick(fx.at(1));
     assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
     fx.st.replication_tick(fx.at(5));
@@ -763,7 +771,9 @@ fn a_big_copy_is_given_time_in_proportion_to_its_size() {
     fx.dn("d2", 2);
     let b = fx.write_file("/big", 1, DEFAULT_BLOCK_SIZE);
     let holder = fx.holders(b).remove(0);
-    fx.st.set_replication(&root(), &p("/big"), 2, Now::current()).unwrap();
+    fx.st
+        .set_replication(&root(), &p("/big"), 2, Now::current())
+        .unwrap();
     fx.st.replication_tick(fx.at(1));
     assert_eq!(transfers(&fx.heartbeat(&holder, 1).unwrap()).len(), 1);
     // A few-byte copy would be scheduled again by now; 128 MiB at a slow disk's pace may still
@@ -781,7 +791,9 @@ fn over_replication_deletes_excess() {
         fx.dn(u, 10 + i as u32);
     }
     let b = fx.write_file("/f", 3, 10);
-    fx.st.set_replication(&root(), &p("/f"), 1, Now::current()).unwrap();
+    fx.st
+        .set_replication(&root(), &p("/f"), 1, Now::current())
+        .unwrap();
     fx.st.replication_tick(fx.at(1));
     let mut deleted = 0;
     for u in ["d1", "d2", "d3"] {
@@ -876,7 +888,9 @@ fn re_replication_heals_blocks_with_fewest_replicas_first() {
         fx.dn(u, 10 + i as u32);
     }
     for f in ["/one", "/two", "/three"] {
-        fx.st.set_replication(&root(), &p(f), 3, Now::current()).unwrap();
+        fx.st
+            .set_replication(&root(), &p(f), 3, Now::current())
+            .unwrap();
     }
     // One copy at a time per source: the blocks with one replica left take both sources, the
     // block with two waits.
@@ -1064,8 +1078,14 @@ fn deleting_a_file_schedules_replica_deletion() {
         fx.st.delete(&root(), &p("/dir"), false, None, fx.at(1)),
         Err(Error::NotEmpty(_))
     ));
-    assert!(fx.st.delete(&root(), &p("/dir"), true, None, fx.at(1)).unwrap());
-    assert!(!fx.st.delete(&root(), &p("/dir"), true, None, fx.at(1)).unwrap());
+    assert!(fx
+        .st
+        .delete(&root(), &p("/dir"), true, None, fx.at(1))
+        .unwrap());
+    assert!(!fx
+        .st
+        .delete(&root(), &p("/dir"), true, None, fx.at(1))
+        .unwrap());
     assert!(matches!(
         fx.st.delete(&root(), &p("/"), true, None, fx.at(1)),
         Err(Error::InvalidArgument(_))
@@ -1292,10 +1312,7 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
         .st
         .update_pipeline("w", new, bogus, std::slice::from_ref(&survivor))
         .is_err());
-    let lbs = fx
-        .st
-        .locations_(&root(), &p("/f"), 0, 0, "", now)
-        .unwrap();
+    let lbs = fx.st.locations_(&root(), &p("/f"), 0, 0, "", now).unwrap();
     let last = lbs.last_block.unwrap();
     assert!(last.under_construction);
     assert_eq!(last.block, new);
@@ -1344,13 +1361,13 @@ fn rename_and_permissions_through_the_core() {
     ));
     let bob = Caller::new("bob", &[]);
     assert!(matches!(
-        fx.st
-            .locations_(&bob, &p("/home/alice/f"), 0, 0, "", now),
+        fx.st.locations_(&bob, &p("/home/alice/f"), 0, 0, "", now),
         Err(Error::PermissionDenied(_))
     ));
     // Not the owner: EPERM, whatever the bits (POSIX), not EACCES.
     assert!(matches!(
-        fx.st.set_permission(&bob, &p("/home/alice/f"), 0o777, Now::current()),
+        fx.st
+            .set_permission(&bob, &p("/home/alice/f"), 0o777, Now::current()),
         Err(Error::NotPermitted(_))
     ));
     assert!(matches!(
@@ -1358,7 +1375,8 @@ fn rename_and_permissions_through_the_core() {
         Err(Error::PermissionDenied(_))
     ));
     assert!(matches!(
-        fx.st.set_owner(&a, &p("/home/alice/f"), "bob", "", Now::current()),
+        fx.st
+            .set_owner(&a, &p("/home/alice/f"), "bob", "", Now::current()),
         Err(Error::NotPermitted(_))
     ));
     // Rename within her directory works; the lease follows the inode.
@@ -1474,9 +1492,7 @@ fn reads_record_the_access_time_through_the_log_once_per_precision() {
     };
     let read_at = |fx: &mut Fx, secs: u64| {
         let now = fx.at(secs);
-        fx.st
-            .locations_(&root(), &p("/f"), 0, 0, "", now)
-            .unwrap();
+        fx.st.locations_(&root(), &p("/f"), 0, 0, "", now).unwrap();
         fx.st.log.last_txid()
     };
     let before = fx.st.log.last_txid();

@@ -464,7 +464,6 @@ impl FsState {
             length: block.num_bytes,
         })
     }
-
 }
 
 /// The last block of `f` if appending continues in it: not full, and the file ends with all of

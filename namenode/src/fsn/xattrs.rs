@@ -121,9 +121,10 @@ impl FsState {
                 }
                 self.checker.check_access(&self.ns, c, id, WRITE)
             }
-            XNamespace::Trusted | XNamespace::Security if !su => Err(Error::NotPermitted(
-                format!("user={} may not change trusted. or security. attributes", c.user),
-            )),
+            XNamespace::Trusted | XNamespace::Security if !su => Err(Error::NotPermitted(format!(
+                "user={} may not change trusted. or security. attributes",
+                c.user
+            ))),
             XNamespace::Trusted | XNamespace::Security => Ok(()),
             XNamespace::System => Err(Error::NotSupported(
                 "system. attributes are ACLs: use the ACL operations".into(),
@@ -158,7 +159,10 @@ impl FsState {
             .ok_or_else(|| Error::NotFound(path.to_string()))?;
         let exists = inode.xattr(&x.name).is_some();
         if exists && flags & XATTR_CREATE != 0 {
-            return Err(Error::AlreadyExists(format!("attribute {} of {path}", x.name)));
+            return Err(Error::AlreadyExists(format!(
+                "attribute {} of {path}",
+                x.name
+            )));
         }
         if !exists && flags & XATTR_REPLACE != 0 {
             return Err(Error::NoSuchAttribute(format!("{} of {path}", x.name)));
@@ -243,7 +247,13 @@ impl FsState {
     /// One of HDFS's ACL operations, by the owner or the superuser. The mode's owner, group (or
     /// mask) and other bits follow the ACL; a caller outside the file's group cannot keep its
     /// set-group-ID bit.
-    pub fn change_acl(&mut self, c: &Caller, path: &DfsPath, change: &AclChange, now: Now) -> Result<()> {
+    pub fn change_acl(
+        &mut self,
+        c: &Caller,
+        path: &DfsPath,
+        change: &AclChange,
+        now: Now,
+    ) -> Result<()> {
         self.check_writable("change ACLs")?;
         let id = self.target(c, path)?;
         self.checker.check_owner(&self.ns, c, id)?;

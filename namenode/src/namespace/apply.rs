@@ -521,7 +521,10 @@ impl Namespace {
             inode.ctime_ms = ms;
             return;
         }
-        if let Some(o) = orphans.iter().find(|o| o.inode == id && !o.holders.is_empty()) {
+        if let Some(o) = orphans
+            .iter()
+            .find(|o| o.inode == id && !o.holders.is_empty())
+        {
             inode.parent = InodeId(0);
             inode.name.clear();
             inode.ctime_ms = ms;

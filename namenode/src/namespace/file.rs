@@ -79,14 +79,21 @@ impl FileMeta {
                 return bad(format!("extent at {} overlaps or is out of order", e.off));
             }
             let Some(b) = self.blocks.iter().find(|b| b.id == e.block) else {
-                return bad(format!("extent at {} names {}, not a block of the file", e.off, e.block));
+                return bad(format!(
+                    "extent at {} names {}, not a block of the file",
+                    e.off, e.block
+                ));
             };
-            let (Some(fend), Some(bend)) = (e.off.checked_add(e.len), e.block_off.checked_add(e.len))
+            let (Some(fend), Some(bend)) =
+                (e.off.checked_add(e.len), e.block_off.checked_add(e.len))
             else {
                 return bad(format!("extent at {} overflows", e.off));
             };
             if bend > b.num_bytes {
-                return bad(format!("extent at {} reaches past the end of {}", e.off, e.block));
+                return bad(format!(
+                    "extent at {} reaches past the end of {}",
+                    e.off, e.block
+                ));
             }
             end = fend;
         }
@@ -121,7 +128,8 @@ impl FileMeta {
         let mut off = 0;
         self.extents.len() == self.blocks.len()
             && self.extents.iter().zip(&self.blocks).all(|(e, b)| {
-                let ok = e.off == off && e.block == b.id && e.block_off == 0 && e.len == b.num_bytes;
+                let ok =
+                    e.off == off && e.block == b.id && e.block_off == 0 && e.len == b.num_bytes;
                 off += b.num_bytes;
                 ok
             })
@@ -145,7 +153,8 @@ impl FileMeta {
     fn tail(&self) -> Option<usize> {
         let e = self.extents.last()?;
         let b = self.blocks.iter().find(|b| b.id == e.block)?;
-        (e.end() == self.length && e.block_off + e.len == b.num_bytes).then(|| self.extents.len() - 1)
+        (e.end() == self.length && e.block_off + e.len == b.num_bytes)
+            .then(|| self.extents.len() - 1)
     }
 
     /// Whether the file ends with the whole tail of block `id`, so appending may continue in it.
@@ -188,8 +197,7 @@ impl FileMeta {
     /// order, or a prefix of them (lease recovery drops a last block no replica holds). A tail
     /// extent follows its block's length; other extents are cut to it. Returns the blocks dropped.
     pub(super) fn update_blocks(&mut self, new: &[Block]) -> Result<Vec<Block>> {
-        if new.len() > self.blocks.len()
-            || new.iter().zip(&self.blocks).any(|(n, o)| n.id != o.id)
+        if new.len() > self.blocks.len() || new.iter().zip(&self.blocks).any(|(n, o)| n.id != o.id)
         {
             return Err(Error::InvalidArgument(format!(
                 "new block list {:?} does not match the file's {:?}",
@@ -269,7 +277,10 @@ mod tests {
         assert!(f.truncate(120).is_empty());
         assert_eq!(f.length(), 120);
         assert!(!f.is_sequential());
-        assert!(!f.ends_with_block(BlockId(2)), "appending must not continue past the cut");
+        assert!(
+            !f.ends_with_block(BlockId(2)),
+            "appending must not continue past the cut"
+        );
         // Grow with a hole, then cut into block 1: block 2 is no longer referenced.
         assert!(f.truncate(1000).is_empty());
         assert_eq!(f.length(), 1000);

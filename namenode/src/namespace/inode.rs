@@ -50,7 +50,10 @@ pub enum InodeKind {
     File(FileMeta),
     /// The target, any bytes but NUL: never interpreted by the NameNode.
     Symlink(Vec<u8>),
-    Special { kind: SpecialKind, rdev: u64 },
+    Special {
+        kind: SpecialKind,
+        rdev: u64,
+    },
 }
 
 /// One extended attribute.
@@ -86,7 +89,14 @@ pub struct Inode {
 
 impl Inode {
     /// A new inode, all its times `time_ms`.
-    pub fn new(id: InodeId, permission: u32, owner: &str, group: &str, time_ms: u64, kind: InodeKind) -> Inode {
+    pub fn new(
+        id: InodeId,
+        permission: u32,
+        owner: &str,
+        group: &str,
+        time_ms: u64,
+        kind: InodeKind,
+    ) -> Inode {
         Inode {
             id,
             parent: InodeId(0),

@@ -166,7 +166,8 @@ impl Namespace {
                 return bad(m);
             }
             if !e.orphan_holders.is_empty() {
-                ns.orphans.insert(id, e.orphan_holders.into_iter().collect());
+                ns.orphans
+                    .insert(id, e.orphan_holders.into_iter().collect());
             }
             deferred_links.extend(e.links.into_iter().map(|l| (id, l)));
         }
@@ -179,7 +180,9 @@ impl Namespace {
                 return bad(format!("inode {id} cannot have hard links"));
             }
             let Some(d) = ns.inodes.get_mut(&dir).and_then(Inode::dir_mut) else {
-                return bad(format!("link of inode {id} in {dir}, which is no directory"));
+                return bad(format!(
+                    "link of inode {id} in {dir}, which is no directory"
+                ));
             };
             if d.children.insert(name.clone(), id).is_some() {
                 return bad(format!("two entries named {name:?} in directory {dir}"));
@@ -202,14 +205,23 @@ impl Namespace {
             }
         } else {
             if let Some(why) = invalid_name(&inode.name) {
-                return Err(format!("inode {id} has an invalid name {:?}: {why}", inode.name));
+                return Err(format!(
+                    "inode {id} has an invalid name {:?}: {why}",
+                    inode.name
+                ));
             }
             let is_dir = inode.is_dir();
             let Some(parent) = self.inodes.get_mut(&inode.parent) else {
-                return Err(format!("inode {id} comes before its parent {}", inode.parent));
+                return Err(format!(
+                    "inode {id} comes before its parent {}",
+                    inode.parent
+                ));
             };
             let Some(d) = parent.dir_mut() else {
-                return Err(format!("parent {} of inode {id} is no directory", inode.parent));
+                return Err(format!(
+                    "parent {} of inode {id} is no directory",
+                    inode.parent
+                ));
             };
             if d.children.insert(inode.name.clone(), id).is_some() {
                 return Err(format!(

@@ -370,7 +370,6 @@ fn replayed_ids_without_a_successor_are_refused() {
     assert_eq!(ns.num_blocks(), 0);
 }
 
-
 fn op_ok(ns: &mut Namespace, op: Op) -> Applied {
     ns.apply(&op).unwrap_or_else(|e| panic!("{op:?}: {e}"))
 }
@@ -414,19 +413,36 @@ fn symlinks_are_never_followed() {
     create(&mut ns, "/d/f", false).unwrap();
     let l = symlink(&mut ns, "/l", b"/d");
     let st = ns.status(l).unwrap();
-    assert_eq!((st.file_type, st.symlink.as_slice(), st.length), (FileType::Symlink, &b"/d"[..], 2));
+    assert_eq!(
+        (st.file_type, st.symlink.as_slice(), st.length),
+        (FileType::Symlink, &b"/d"[..], 2)
+    );
     // Through the link: the client must resolve it.
     match ns.walk(&p("/l/f")) {
-        Err(Error::UnresolvedLink { link, rest }) => assert_eq!((link.as_str(), rest.as_str()), ("/l", "f")),
+        Err(Error::UnresolvedLink { link, rest }) => {
+            assert_eq!((link.as_str(), rest.as_str()), ("/l", "f"))
+        }
         other => panic!("{other:?}"),
     }
     // As the last component: entry operations see the link itself...
     assert_eq!(ns.resolve(&p("/l")).unwrap(), l);
     // ...operations on its target are told to follow it, except by the link's own inode path.
-    assert!(matches!(ns.resolve_following(&p("/l")), Err(Error::UnresolvedLink { .. })));
+    assert!(matches!(
+        ns.resolve_following(&p("/l")),
+        Err(Error::UnresolvedLink { .. })
+    ));
     assert_eq!(ns.resolve_following(&DfsPath::inode(l.0)).unwrap().0, l);
     // A symbolic link is an entry like any other: renamed, deleted.
-    op_ok(&mut ns, Op::Rename { src: p("/l"), dst: p("/d/l2"), overwrite: false, mtime_ms: 5, orphans: vec![] });
+    op_ok(
+        &mut ns,
+        Op::Rename {
+            src: p("/l"),
+            dst: p("/d/l2"),
+            overwrite: false,
+            mtime_ms: 5,
+            orphans: vec![],
+        },
+    );
     assert_eq!(ns.path_of(l), "/d/l2");
     delete(&mut ns, "/d/l2", vec![]).unwrap();
     assert!(ns.inode(l).is_none());
@@ -446,29 +462,65 @@ fn hard_links_share_one_inode_counted_once() {
     assert_eq!(ns.nlink(f), 3);
     assert_eq!(ns.resolve(&p("/b/g")).unwrap(), f);
     assert_eq!(ns.inode(f).unwrap().ctime_ms, 61);
-    assert_eq!(ns.inode(ns.resolve(&p("/b")).unwrap()).unwrap().mtime_ms, 60);
+    assert_eq!(
+        ns.inode(ns.resolve(&p("/b")).unwrap()).unwrap().mtime_ms,
+        60
+    );
     // A listing shows each entry's own name; counts see one file.
     let (page, _) = ns.list(ns.resolve(&p("/b")).unwrap(), "", 10);
     assert_eq!((page[0].name.as_str(), page[0].nlink), ("g", 3));
     let s = ns.content_summary(InodeId::ROOT);
     assert_eq!((s.file_count, s.length, s.directory_count), (1, 10, 3));
     // Directories cannot be linked; names must be free; the count has a limit.
-    assert!(matches!(link(&mut ns, "/a", "/x", 1), Err(Error::NotPermitted(_))));
-    assert!(matches!(link(&mut ns, "/a/f", "/b/g", 1), Err(Error::AlreadyExists(_))));
+    assert!(matches!(
+        link(&mut ns, "/a", "/x", 1),
+        Err(Error::NotPermitted(_))
+    ));
+    assert!(matches!(
+        link(&mut ns, "/a/f", "/b/g", 1),
+        Err(Error::AlreadyExists(_))
+    ));
     // Renaming onto another name of the same file does nothing.
-    op_ok(&mut ns, Op::Rename { src: p("/a/h"), dst: p("/b/g"), overwrite: true, mtime_ms: 7, orphans: vec![] });
+    op_ok(
+        &mut ns,
+        Op::Rename {
+            src: p("/a/h"),
+            dst: p("/b/g"),
+            overwrite: true,
+            mtime_ms: 7,
+            orphans: vec![],
+        },
+    );
     assert!(ns.lookup(&p("/a/h")).unwrap().is_some());
     assert_eq!(ns.nlink(f), 3);
     // Removing the first name moves it to another; blocks go with the last.
-    assert!(delete(&mut ns, "/a/f", vec![]).unwrap().removed_blocks.is_empty());
+    assert!(delete(&mut ns, "/a/f", vec![])
+        .unwrap()
+        .removed_blocks
+        .is_empty());
     assert_eq!(ns.nlink(f), 2);
     assert_ne!(ns.path_of(f), "/a/f");
     let image = ns.image_entries();
     assert_eq!(Namespace::from_image(image, ns.counters()).unwrap(), ns);
-    op_ok(&mut ns, Op::Rename { src: p("/b/g"), dst: p("/a/moved"), overwrite: false, mtime_ms: 8, orphans: vec![] });
-    assert!(delete(&mut ns, "/a/h", vec![]).unwrap().removed_blocks.is_empty());
+    op_ok(
+        &mut ns,
+        Op::Rename {
+            src: p("/b/g"),
+            dst: p("/a/moved"),
+            overwrite: false,
+            mtime_ms: 8,
+            orphans: vec![],
+        },
+    );
+    assert!(delete(&mut ns, "/a/h", vec![])
+        .unwrap()
+        .removed_blocks
+        .is_empty());
     assert_eq!(ns.path_of(f), "/a/moved");
-    assert_eq!(delete(&mut ns, "/a/moved", vec![]).unwrap().removed_blocks, vec![b]);
+    assert_eq!(
+        delete(&mut ns, "/a/moved", vec![]).unwrap().removed_blocks,
+        vec![b]
+    );
     assert_eq!((ns.num_files(), ns.num_blocks()), (0, 0));
 }
 
@@ -499,7 +551,16 @@ fn directories_count_their_subdirectories_as_links() {
     create(&mut ns, "/a/f", false).unwrap();
     let a = ns.resolve(&p("/a")).unwrap();
     assert_eq!((ns.nlink(InodeId::ROOT), ns.nlink(a)), (3, 4));
-    op_ok(&mut ns, Op::Rename { src: p("/a/b"), dst: p("/b"), overwrite: false, mtime_ms: 1, orphans: vec![] });
+    op_ok(
+        &mut ns,
+        Op::Rename {
+            src: p("/a/b"),
+            dst: p("/b"),
+            overwrite: false,
+            mtime_ms: 1,
+            orphans: vec![],
+        },
+    );
     assert_eq!((ns.nlink(InodeId::ROOT), ns.nlink(a)), (4, 3));
     delete(&mut ns, "/a", vec![]).unwrap();
     assert_eq!(ns.nlink(InodeId::ROOT), 3);
@@ -513,25 +574,64 @@ fn an_unlinked_file_held_open_is_an_orphan_until_released() {
     create(&mut ns, "/f", false).unwrap();
     let b = add_block(&mut ns, "/f", 3);
     let f = ns.resolve(&p("/f")).unwrap();
-    let held = vec![Orphan { inode: f, holders: vec!["c1".into(), "c2".into()] }];
+    let held = vec![Orphan {
+        inode: f,
+        holders: vec!["c1".into(), "c2".into()],
+    }];
     let applied = delete(&mut ns, "/f", held).unwrap();
-    assert_eq!((applied.orphaned.clone(), applied.removed_blocks.len()), (vec![f], 0));
+    assert_eq!(
+        (applied.orphaned.clone(), applied.removed_blocks.len()),
+        (vec![f], 0)
+    );
     assert!(ns.lookup(&p("/f")).unwrap().is_none());
     assert_eq!(ns.resolve(&DfsPath::inode(f.0)).unwrap(), f);
-    assert_eq!((ns.nlink(f), ns.path_of(f)), (0, DfsPath::inode(f.0).to_string()));
+    assert_eq!(
+        (ns.nlink(f), ns.path_of(f)),
+        (0, DfsPath::inode(f.0).to_string())
+    );
     // Writable through its inode path.
-    op_ok(&mut ns, Op::Close { path: DfsPath::inode(f.0), blocks: vec![Block { num_bytes: 4, ..b }], mtime_ms: 9 });
+    op_ok(
+        &mut ns,
+        Op::Close {
+            path: DfsPath::inode(f.0),
+            blocks: vec![Block { num_bytes: 4, ..b }],
+            mtime_ms: 9,
+        },
+    );
     assert_eq!(ns.file(f).unwrap().length(), 4);
     // Survives an image.
     let image = ns.image_entries();
     assert_eq!(Namespace::from_image(image, ns.counters()).unwrap(), ns);
-    assert!(ns.apply(&Op::Link { src: DfsPath::inode(f.0), dst: p("/again"), mtime_ms: 1 }).is_err());
-    let r = op_ok(&mut ns, Op::ReleaseOrphan { inode_id: f, holder: Some("c1".into()) });
+    assert!(ns
+        .apply(&Op::Link {
+            src: DfsPath::inode(f.0),
+            dst: p("/again"),
+            mtime_ms: 1
+        })
+        .is_err());
+    let r = op_ok(
+        &mut ns,
+        Op::ReleaseOrphan {
+            inode_id: f,
+            holder: Some("c1".into()),
+        },
+    );
     assert!(r.removed_blocks.is_empty());
-    let r = op_ok(&mut ns, Op::ReleaseOrphan { inode_id: f, holder: Some("c2".into()) });
+    let r = op_ok(
+        &mut ns,
+        Op::ReleaseOrphan {
+            inode_id: f,
+            holder: Some("c2".into()),
+        },
+    );
     assert_eq!(r.removed_blocks.len(), 1);
     assert!(ns.inode(f).is_none());
-    assert!(ns.apply(&Op::ReleaseOrphan { inode_id: f, holder: None }).is_err());
+    assert!(ns
+        .apply(&Op::ReleaseOrphan {
+            inode_id: f,
+            holder: None
+        })
+        .is_err());
     assert_eq!((ns.num_files(), ns.num_blocks()), (0, 0));
 }
 
@@ -548,12 +648,21 @@ fn a_file_replaced_by_rename_while_held_stays() {
             dst: p("/old"),
             overwrite: true,
             mtime_ms: 3,
-            orphans: vec![Orphan { inode: old, holders: vec!["c".into()] }],
+            orphans: vec![Orphan {
+                inode: old,
+                holders: vec!["c".into()],
+            }],
         },
     );
     assert_eq!(applied.orphaned, vec![old]);
     assert!(ns.is_orphan(old));
-    op_ok(&mut ns, Op::ReleaseOrphan { inode_id: old, holder: None });
+    op_ok(
+        &mut ns,
+        Op::ReleaseOrphan {
+            inode_id: old,
+            holder: None,
+        },
+    );
     assert!(ns.inode(old).is_none());
 }
 
@@ -577,25 +686,132 @@ fn special_files_xattrs_and_times() {
         },
     );
     let st = ns.status(id).unwrap();
-    assert_eq!((st.file_type, st.rdev, st.nlink), (FileType::BlockDevice, 0x0801, 1));
+    assert_eq!(
+        (st.file_type, st.rdev, st.nlink),
+        (FileType::BlockDevice, 0x0801, 1)
+    );
     let fifo = ns.next_inode_id();
-    op_ok(&mut ns, Op::Mknod { inode_id: fifo, path: p("/fifo"), file_type: FileType::Fifo, permission: 0o644, owner: "a".into(), group: "g".into(), mtime_ms: 8, rdev: 0, replication: 0, block_size: 0 });
+    op_ok(
+        &mut ns,
+        Op::Mknod {
+            inode_id: fifo,
+            path: p("/fifo"),
+            file_type: FileType::Fifo,
+            permission: 0o644,
+            owner: "a".into(),
+            group: "g".into(),
+            mtime_ms: 8,
+            rdev: 0,
+            replication: 0,
+            block_size: 0,
+        },
+    );
     // A regular file made by mknod is closed and empty.
     let reg = ns.next_inode_id();
-    op_ok(&mut ns, Op::Mknod { inode_id: reg, path: p("/reg"), file_type: FileType::File, permission: 0o644, owner: "a".into(), group: "g".into(), mtime_ms: 8, rdev: 0, replication: 2, block_size: 1024 });
+    op_ok(
+        &mut ns,
+        Op::Mknod {
+            inode_id: reg,
+            path: p("/reg"),
+            file_type: FileType::File,
+            permission: 0o644,
+            owner: "a".into(),
+            group: "g".into(),
+            mtime_ms: 8,
+            rdev: 0,
+            replication: 2,
+            block_size: 1024,
+        },
+    );
     assert!(!ns.file(reg).unwrap().under_construction());
-    assert!(ns.apply(&Op::Mknod { inode_id: ns.next_inode_id(), path: p("/d"), file_type: FileType::Directory, permission: 0, owner: "a".into(), group: "g".into(), mtime_ms: 8, rdev: 0, replication: 0, block_size: 0 }).is_err());
-    op_ok(&mut ns, Op::SetXAttr { path: p("/fifo"), name: "user.b".into(), value: b"2".to_vec(), ctime_ms: 20 });
-    op_ok(&mut ns, Op::SetXAttr { path: p("/fifo"), name: "user.a".into(), value: b"1".to_vec(), ctime_ms: 21 });
-    op_ok(&mut ns, Op::SetXAttr { path: p("/fifo"), name: "user.a".into(), value: b"one".to_vec(), ctime_ms: 22 });
+    assert!(ns
+        .apply(&Op::Mknod {
+            inode_id: ns.next_inode_id(),
+            path: p("/d"),
+            file_type: FileType::Directory,
+            permission: 0,
+            owner: "a".into(),
+            group: "g".into(),
+            mtime_ms: 8,
+            rdev: 0,
+            replication: 0,
+            block_size: 0
+        })
+        .is_err());
+    op_ok(
+        &mut ns,
+        Op::SetXAttr {
+            path: p("/fifo"),
+            name: "user.b".into(),
+            value: b"2".to_vec(),
+            ctime_ms: 20,
+        },
+    );
+    op_ok(
+        &mut ns,
+        Op::SetXAttr {
+            path: p("/fifo"),
+            name: "user.a".into(),
+            value: b"1".to_vec(),
+            ctime_ms: 21,
+        },
+    );
+    op_ok(
+        &mut ns,
+        Op::SetXAttr {
+            path: p("/fifo"),
+            name: "user.a".into(),
+            value: b"one".to_vec(),
+            ctime_ms: 22,
+        },
+    );
     let i = ns.inode(fifo).unwrap();
-    assert_eq!(i.xattrs.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["user.a", "user.b"]);
-    assert_eq!((i.xattr("user.a").unwrap().value.as_slice(), i.ctime_ms, i.mtime_ms), (&b"one"[..], 22, 8));
-    op_ok(&mut ns, Op::RemoveXAttr { path: p("/fifo"), name: "user.b".into(), ctime_ms: 23 });
-    assert!(matches!(ns.apply(&Op::RemoveXAttr { path: p("/fifo"), name: "user.b".into(), ctime_ms: 24 }), Err(Error::NoSuchAttribute(_))));
+    assert_eq!(
+        i.xattrs.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+        ["user.a", "user.b"]
+    );
+    assert_eq!(
+        (
+            i.xattr("user.a").unwrap().value.as_slice(),
+            i.ctime_ms,
+            i.mtime_ms
+        ),
+        (&b"one"[..], 22, 8)
+    );
+    op_ok(
+        &mut ns,
+        Op::RemoveXAttr {
+            path: p("/fifo"),
+            name: "user.b".into(),
+            ctime_ms: 23,
+        },
+    );
+    assert!(matches!(
+        ns.apply(&Op::RemoveXAttr {
+            path: p("/fifo"),
+            name: "user.b".into(),
+            ctime_ms: 24
+        }),
+        Err(Error::NoSuchAttribute(_))
+    ));
     // Status changes move the ctime only; records without one (earlier versions) leave it.
-    op_ok(&mut ns, Op::SetPermission { path: p("/fifo"), permission: 0o600, ctime_ms: 30 });
-    op_ok(&mut ns, Op::SetOwner { path: p("/fifo"), owner: "b".into(), group: String::new(), ctime_ms: 0 });
+    op_ok(
+        &mut ns,
+        Op::SetPermission {
+            path: p("/fifo"),
+            permission: 0o600,
+            ctime_ms: 30,
+        },
+    );
+    op_ok(
+        &mut ns,
+        Op::SetOwner {
+            path: p("/fifo"),
+            owner: "b".into(),
+            group: String::new(),
+            ctime_ms: 0,
+        },
+    );
     let i = ns.inode(fifo).unwrap();
     assert_eq!((i.ctime_ms, i.mtime_ms, i.owner.as_str()), (30, 8, "b"));
     // The root's mtime and ctime moved with each new entry.
@@ -610,14 +826,48 @@ fn truncation_cuts_extents_and_frees_unreferenced_blocks() {
     let mut ns = Namespace::new("root", "supergroup", 0);
     create(&mut ns, "/f", false).unwrap();
     let b1 = add_block(&mut ns, "/f", 0);
-    let b1 = Block { num_bytes: 1024, ..b1 };
-    let b2 = Block { id: ns.next_block_id(), gs: ns.gen_stamp(), num_bytes: 0 };
-    op_ok(&mut ns, Op::AddBlock { path: p("/f"), previous: Some(b1), block: b2, mtime_ms: 31 });
-    let b2 = Block { num_bytes: 100, ..b2 };
-    op_ok(&mut ns, Op::Close { path: p("/f"), blocks: vec![b1, b2], mtime_ms: 32 });
+    let b1 = Block {
+        num_bytes: 1024,
+        ..b1
+    };
+    let b2 = Block {
+        id: ns.next_block_id(),
+        gs: ns.gen_stamp(),
+        num_bytes: 0,
+    };
+    op_ok(
+        &mut ns,
+        Op::AddBlock {
+            path: p("/f"),
+            previous: Some(b1),
+            block: b2,
+            mtime_ms: 31,
+        },
+    );
+    let b2 = Block {
+        num_bytes: 100,
+        ..b2
+    };
+    op_ok(
+        &mut ns,
+        Op::Close {
+            path: p("/f"),
+            blocks: vec![b1, b2],
+            mtime_ms: 32,
+        },
+    );
     let f = ns.resolve(&p("/f")).unwrap();
     assert_eq!(ns.file(f).unwrap().length(), 1124);
-    let cut = |ns: &mut Namespace, len| op_ok(ns, Op::Truncate { path: p("/f"), new_length: len, mtime_ms: 40 });
+    let cut = |ns: &mut Namespace, len| {
+        op_ok(
+            ns,
+            Op::Truncate {
+                path: p("/f"),
+                new_length: len,
+                mtime_ms: 40,
+            },
+        )
+    };
     assert!(cut(&mut ns, 1100).removed_blocks.is_empty());
     assert!(cut(&mut ns, 5000).removed_blocks.is_empty());
     assert_eq!(ns.status(f).unwrap().length, 5000);
@@ -636,16 +886,32 @@ fn inode_paths_name_inodes_and_their_entries() {
     mkdir(&mut ns, "/d");
     let d = ns.resolve(&p("/d")).unwrap();
     let id = ns.next_inode_id();
-    op_ok(&mut ns, Op::Mkdir { inode_id: id, path: DfsPath::inode_child(d.0, "sub").unwrap(), permission: 0o700, owner: "a".into(), group: "g".into(), mtime_ms: 3 });
+    op_ok(
+        &mut ns,
+        Op::Mkdir {
+            inode_id: id,
+            path: DfsPath::inode_child(d.0, "sub").unwrap(),
+            permission: 0o700,
+            owner: "a".into(),
+            group: "g".into(),
+            mtime_ms: 3,
+        },
+    );
     assert_eq!(ns.resolve(&p("/d/sub")).unwrap(), id);
     let w = ns.walk(&DfsPath::inode_child(d.0, "sub").unwrap()).unwrap();
     assert_eq!((w.entry(), w.parent()), (Some((d, "sub")), Some(d)));
     let bare = ns.walk(&DfsPath::inode(d.0)).unwrap();
     assert_eq!((bare.entry(), bare.parent(), bare.last()), (None, None, d));
-    assert!(matches!(ns.walk(&DfsPath::inode(999)), Err(Error::NotFound(_))));
+    assert!(matches!(
+        ns.walk(&DfsPath::inode(999)),
+        Err(Error::NotFound(_))
+    ));
     // A bare inode path names no entry: it cannot be deleted or renamed.
     assert!(delete(&mut ns, &DfsPath::inode(id.0).to_string(), vec![]).is_err());
     // The root's .reserved is not for users.
-    assert!(matches!(ns.new_entry(&p("/.reserved")), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        ns.new_entry(&p("/.reserved")),
+        Err(Error::InvalidArgument(_))
+    ));
     ns.new_entry(&p("/d/.reserved")).unwrap();
 }
