@@ -153,6 +153,14 @@ impl DfsClient {
         &self.inner.cfg
     }
 
+    /// Tells the NameNode that every file this client (and its other identities) still holds
+    /// open is closed. For a process about to exit: otherwise a file it unlinked while open, or
+    /// that another client unlinked, stays until the client's lease expires
+    /// (`dfs.namenode.lease.hard-limit`). Readers and writers still alive hold nothing after it.
+    pub async fn release_all(&self) -> Result<()> {
+        self.inner.holds.release_all(&self.inner.nn).await
+    }
+
     /// The user this client acts as.
     pub fn user(&self) -> &UserInfo {
         &self.inner.user

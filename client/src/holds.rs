@@ -32,6 +32,9 @@ struct Table {
 pub(crate) struct Holds {
     client_name: String,
     table: Mutex<Table>,
+    /// Held while releases are sent, so `release_all` returns only after every release taken
+    /// from the table reached the NameNode.
+    sending: tokio::sync::Mutex<()>,
     /// Wakes the task to send releases (its own `Arc`: the task must not keep the table alive).
     wake: Arc<Notify>,
 }
@@ -47,6 +50,7 @@ impl Holds {
         let holds = Arc::new(Holds {
             client_name,
             table: Mutex::default(),
+            sending: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
         });
         tokio::spawn(run(Arc::downgrade(&holds), holds.wake.clone(), nn, renew));
@@ -67,7 +71,7 @@ impl Holds {
     fn release(&self, file: u64) {
         let mut t = lock(&self.table);
         let Some(n) = t.open.get_mut(&file) else {
-            return;
+            return; // forgotten by `release_all`
         };
         *n -= 1;
         if *n == 0 {
@@ -88,6 +92,26 @@ impl Holds {
 
     fn take_released(&self) -> Vec<u64> {
         std::mem::take(&mut lock(&self.table).released)
+    }
+
+    /// Tells the NameNode now that every file held is closed, and forgets them: for a process
+    /// about to exit, whose holds would otherwise last until its lease expires.
+    pub(crate) async fn release_all(&self, nn: &Namenode) -> crate::Result<()> {
+        let _sending = self.sending.lock().await;
+        let file_ids = {
+            let mut t = lock(&self.table);
+            let mut all: Vec<u64> = t.open.drain().map(|(f, _)| f).collect();
+            all.append(&mut t.released);
+            all
+        };
+        if file_ids.is_empty() {
+            return Ok(());
+        }
+        let req = pb::ReleaseHoldsRequest {
+            client_name: self.client_name.clone(),
+            file_ids,
+        };
+        call!(nn, release_holds, req).map(|_| ())
     }
 }
 
@@ -121,6 +145,7 @@ async fn run(holds: Weak<Holds>, wake: Arc<Notify>, nn: Namenode, renew: Duratio
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        let sending = h.sending.lock().await;
         let released = h.take_released();
         if !released.is_empty() {
             let req = pb::ReleaseHoldsRequest {
@@ -131,6 +156,7 @@ async fn run(holds: Weak<Holds>, wake: Arc<Notify>, nn: Namenode, renew: Duratio
                 tracing::warn!("could not tell the NameNode about closed files: {e}");
             }
         }
+        drop(sending);
         if tokio::time::Instant::now() >= next_renewal {
             next_renewal = tokio::time::Instant::now() + renew;
             if !h.is_idle() {

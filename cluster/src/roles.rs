@@ -159,12 +159,17 @@ pub async fn mount(config: &Config, args: MountArgs, namenode: &str) -> Result<(
         return detach(&args.mountpoint);
     }
     let client = dfs_client::DfsClient::connect(config.client(namenode)).await?;
-    let m = mount_at(config, client, &args.mountpoint).await?;
+    let m = mount_at(config, client.clone(), &args.mountpoint).await?;
     announce(&format!(
         "dfs mounted at {} (NameNode {namenode})",
         args.mountpoint.display()
     ));
-    serve_mount(m, shutdown_signal()).await
+    let served = serve_mount(m, shutdown_signal()).await;
+    // Unmounted: files unlinked while open here are closed now, not when the lease expires.
+    if let Err(e) = client.release_all().await {
+        tracing::warn!("could not tell the NameNode the mount's files are closed: {e}");
+    }
+    served
 }
 
 /// Mounts `client`'s cluster at `dir` (created if missing).

@@ -64,7 +64,13 @@ pub fn describe(e: &anyhow::Error) -> String {
 pub async fn run(config: &Config, namenode: &str, cmd: Command) -> Result<ExitCode> {
     let client = DfsClient::connect(config.client(namenode)).await?;
     let sh = Shell { client };
-    sh.dispatch(cmd).await
+    let result = sh.dispatch(cmd).await;
+    // The process exits next: what it held open (a failed upload's file) is closed now, not
+    // when its lease expires.
+    if let Err(e) = sh.client.release_all().await {
+        tracing::warn!("could not tell the NameNode this command's files are closed: {e}");
+    }
+    result
 }
 
 struct Shell {
