@@ -19,8 +19,8 @@ impl FsState {
                 .ns
                 .orphans()
                 .any(|(o, holders)| o == *id && holders.contains(client));
-            if holds_orphan {
-                self.check_writable("release an unlinked file")?;
+            // In safe mode the release waits for the lease monitor (see `expire_holds`).
+            if holds_orphan && self.check_writable("release an unlinked file").is_ok() {
                 self.log(Op::ReleaseOrphan {
                     inode_id: *id,
                     holder: Some(client.to_string()),
@@ -46,25 +46,31 @@ impl FsState {
         Ok(self.instance)
     }
 
-    /// Drops the holds of clients silent past the hard limit; their orphans are released.
+    /// Drops the holds of clients silent past the hard limit, then releases every orphan's
+    /// holders that hold it no more (expired now, or released while the release could not be
+    /// logged, in safe mode).
     pub(super) fn expire_holds(&mut self, now: Now) {
         for (holder, files) in self.leases.expire_holds(now.at, self.cfg.lease_hard_limit) {
             tracing::info!(%holder, files = files.len(), "holds expired");
-            for id in files {
-                let held = self
-                    .ns
-                    .orphans()
-                    .any(|(o, holders)| o == id && holders.contains(&holder));
-                if !held {
-                    continue;
-                }
-                let op = Op::ReleaseOrphan {
-                    inode_id: id,
-                    holder: Some(holder.clone()),
-                };
-                if let Err(e) = self.log(op) {
-                    tracing::warn!(inode = %id, error = %e, "could not release an orphan");
-                }
+        }
+        let stale: Vec<(InodeId, String)> = self
+            .ns
+            .orphans()
+            .flat_map(|(id, holders)| {
+                let live = self.leases.holders_of(id);
+                holders
+                    .iter()
+                    .filter(move |h| !live.contains(*h))
+                    .map(move |h| (id, h.clone()))
+            })
+            .collect();
+        for (id, holder) in stale {
+            let op = Op::ReleaseOrphan {
+                inode_id: id,
+                holder: Some(holder),
+            };
+            if let Err(e) = self.log(op) {
+                tracing::warn!(inode = %id, error = %e, "could not release an orphan");
             }
         }
     }

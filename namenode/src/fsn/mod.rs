@@ -449,4 +449,6 @@ fn count_complete_blocks(ns: &Namespace) -> u64 {
 }
 
 #[cfg(test)]
+mod posix_tests;
+#[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use crate::storage;
 use crate::types::{Caller, Command, DatanodeId, ReceivedDeleted, ReplicaReport, StorageReport};
 
 /// The RPCs with their arguments spelled out, as most scenarios need them.
-trait Calls {
+pub(super) trait Calls {
     fn mkdirs_(
         &mut self,
         c: &Caller,
@@ -107,21 +107,21 @@ impl Calls for FsState {
     }
 }
 
-struct Fx {
-    st: FsState,
+pub(super) struct Fx {
+    pub(super) st: FsState,
     t0: Instant,
     _dir: tempfile::TempDir,
 }
 
-fn p(s: &str) -> DfsPath {
+pub(super) fn p(s: &str) -> DfsPath {
     DfsPath::parse(s).unwrap()
 }
 
-fn root() -> Caller {
+pub(super) fn root() -> Caller {
     Caller::new("root", &[])
 }
 
-fn alice() -> Caller {
+pub(super) fn alice() -> Caller {
     Caller::new("alice", &["users"])
 }
 
@@ -134,11 +134,11 @@ fn test_config(dir: &std::path::Path) -> Config {
 }
 
 impl Fx {
-    fn new() -> Fx {
+    pub(super) fn new() -> Fx {
         Fx::with(|_| {})
     }
 
-    fn with(tweak: impl FnOnce(&mut Config)) -> Fx {
+    pub(super) fn with(tweak: impl FnOnce(&mut Config)) -> Fx {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = test_config(dir.path());
         tweak(&mut cfg);
@@ -155,14 +155,29 @@ impl Fx {
         Fx { st, t0, _dir: dir }
     }
 
-    fn at(&self, secs: u64) -> Now {
+    /// Stops the state as a NameNode stopping would (the edit log flushed and closed) and loads
+    /// it again from the metadata directory, as a restarted one does; then leaves safe mode
+    /// (no DataNode reports here).
+    pub(super) fn restart(&mut self) {
+        self.st.log.close().unwrap();
+        let dir = self._dir.path();
+        let loaded = storage::load_or_format(dir, "root", "supergroup", 1).unwrap();
+        let log = EditLog::open(&storage::current_dir(dir), loaded.last_txid + 1).unwrap();
+        let cfg = self.st.cfg.clone();
+        self.st = FsState::new(cfg, loaded.ns, loaded.cluster_id, log, self.at(0));
+        self.st
+            .safe_mode(&root(), crate::types::SafeModeAction::Leave, self.at(0))
+            .unwrap();
+    }
+
+    pub(super) fn at(&self, secs: u64) -> Now {
         Now {
             at: self.t0 + Duration::from_secs(secs),
             ms: 1000 + secs * 1000,
         }
     }
 
-    fn dn(&mut self, uuid: &str, port: u32) {
+    pub(super) fn dn(&mut self, uuid: &str, port: u32) {
         let id = DatanodeId {
             uuid: uuid.into(),
             host: "127.0.0.1".into(),
@@ -178,7 +193,7 @@ impl Fx {
         self.st.register(id, s, self.at(0)).unwrap();
     }
 
-    fn heartbeat(&mut self, uuid: &str, secs: u64) -> Option<Vec<Command>> {
+    pub(super) fn heartbeat(&mut self, uuid: &str, secs: u64) -> Option<Vec<Command>> {
         let s = StorageReport {
             capacity: 1 << 40,
             dfs_used: 0,
@@ -198,7 +213,7 @@ impl Fx {
             .collect()
     }
 
-    fn received(&mut self, uuid: &str, b: Block) {
+    pub(super) fn received(&mut self, uuid: &str, b: Block) {
         let now = self.at(0);
         self.st
             .block_received_and_deleted(uuid, &[ReceivedDeleted::Received(b)], now)
@@ -207,7 +222,7 @@ impl Fx {
 
     /// create → one block of `len` bytes on every target → complete → release, as a client's
     /// writer does.
-    fn write_file(&mut self, path: &str, replication: u32, len: u64) -> Block {
+    pub(super) fn write_file(&mut self, path: &str, replication: u32, len: u64) -> Block {
         let now = self.at(0);
         let st = self
             .st
