@@ -273,7 +273,8 @@ impl DfsClient {
                 path: p[0].clone(),
                 permission: Some(opts.permission.unwrap_or(0o777 & !umask)),
                 create_parent: opts.create_parent,
-                unmasked: opts.unmasked,
+                // A parent's default ACL replaces the umask (POSIX, HDFS).
+                unmasked: opts.unmasked.or(Some(opts.permission.unwrap_or(0o777))),
                 group: opts.group.clone().unwrap_or_default(),
             };
             async move { status(call!(self.inner.nn, mkdirs, req)?.status, "Mkdirs") }
@@ -302,7 +303,7 @@ impl DfsClient {
                     } else {
                         opts.block_size
                     },
-                    unmasked: opts.unmasked,
+                    unmasked: opts.unmasked.or(Some(opts.permission.unwrap_or(0o666))),
                     group: opts.group.clone().unwrap_or_default(),
                 };
                 async move {
@@ -537,7 +538,7 @@ impl DfsClient {
                 path: p[0].clone(),
                 file_type: kind.to_wire() as i32,
                 permission: opts.permission.unwrap_or(default & !cfg.umask),
-                unmasked: opts.unmasked,
+                unmasked: opts.unmasked.or(Some(opts.permission.unwrap_or(default))),
                 rdev,
                 group: opts.group.clone().unwrap_or_default(),
                 replication: cfg.replication,

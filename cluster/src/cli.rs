@@ -40,7 +40,7 @@ pub enum Command {
     Up(roles::UpArgs),
     /// Mounts the cluster as a POSIX file system (FUSE).
     Mount(roles::MountArgs),
-    /// Lists a directory (or a file).
+    /// Lists a directory (or a file; a symbolic link is shown itself, with its target).
     #[command(disable_help_flag = true)]
     Ls {
         #[arg(short = 'R')]
@@ -118,7 +118,7 @@ pub enum Command {
         #[arg(required = true, num_args = 2.., value_name = "SRC... DEST")]
         args: Vec<String>,
     },
-    /// Shows a path's metadata.
+    /// Shows a path's metadata (a symbolic link's own, with its target).
     Stat {
         #[arg(long)]
         json: bool,
@@ -179,6 +179,75 @@ pub enum Command {
         owner: String,
         #[arg(required = true)]
         paths: Vec<String>,
+    },
+    /// Changes the group of files (of everything below a directory with -R).
+    Chgrp {
+        #[arg(short = 'R')]
+        recursive: bool,
+        group: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Makes a link: with -s a symbolic link LINK to TARGET (stored as given, never resolved
+    /// by the NameNode; commands on what a path names follow it, rm and mv act on the link), else
+    /// a hard link LINK to the file TARGET.
+    Ln {
+        #[arg(short = 's')]
+        symbolic: bool,
+        target: String,
+        link: String,
+    },
+    /// Shows extended attributes, one (-n NAME) or all (-d), as `hdfs dfs -getfattr`: -e text,
+    /// hex or base64 encodes the values.
+    Getfattr {
+        #[arg(short = 'R')]
+        recursive: bool,
+        #[arg(short = 'n', conflicts_with = "dump", required_unless_present = "dump")]
+        name: Option<String>,
+        #[arg(short = 'd')]
+        dump: bool,
+        #[arg(short = 'e', value_parser = ["text", "hex", "base64"])]
+        encoding: Option<String>,
+        path: String,
+    },
+    /// Sets (-n NAME [-v VALUE]) or removes (-x NAME) an extended attribute, as `hdfs dfs
+    /// -setfattr`: a value "0x..." is hex, "0s..." base64, anything else text.
+    Setfattr {
+        #[arg(
+            short = 'n',
+            conflicts_with = "remove",
+            required_unless_present = "remove"
+        )]
+        name: Option<String>,
+        #[arg(short = 'v', requires = "name")]
+        value: Option<String>,
+        #[arg(short = 'x')]
+        remove: Option<String>,
+        path: String,
+    },
+    /// Shows ACLs (owner, group, entries, then the default ACL).
+    Getfacl {
+        #[arg(short = 'R')]
+        recursive: bool,
+        path: String,
+    },
+    /// Changes ACLs, as `hdfs dfs -setfacl`: -m SPEC adds or modifies entries, -x SPEC removes
+    /// them, -b removes all but the base entries, -k the default ACL, --set SPEC replaces all.
+    /// A SPEC is comma-separated `[default:]user|group|mask|other:[name]:rwx`.
+    Setfacl {
+        #[arg(short = 'R')]
+        recursive: bool,
+        #[arg(short = 'b')]
+        remove_all: bool,
+        #[arg(short = 'k')]
+        remove_default: bool,
+        #[arg(short = 'm')]
+        modify: Option<String>,
+        #[arg(short = 'x')]
+        remove: Option<String>,
+        #[arg(long = "set")]
+        set: Option<String>,
+        path: String,
     },
     /// Prints each file's checksum, computed by the DataNodes.
     Checksum {

@@ -52,13 +52,15 @@ impl fuser::Filesystem for DfsFs {
         // `ls -l` gets names and attributes in one listing RPC per page, not a stat per
         // entry; O_TRUNC comes with open (one request, not open + setattr); lookups and
         // listings in one directory may run concurrently; the kernel enforces POSIX ACLs (read
-        // through getxattr) with the mode bits. Each only where the kernel has it.
+        // through getxattr) with the mode bits, and leaves the umask to the NameNode (a parent's
+        // default ACL replaces it). Each only where the kernel has it.
         for cap in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_POSIX_ACL,
+            InitFlags::FUSE_DONT_MASK,
         ] {
             if config.add_capabilities(cap).is_err() {
                 tracing::info!("the kernel lacks {cap:?}");

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use dfs_cluster::minicluster::{MiniCluster, MiniClusterBuilder};
 
+pub mod mount;
+
 pub fn cluster() -> MiniClusterBuilder {
     MiniCluster::builder(env!("CARGO_BIN_EXE_dfs"))
 }

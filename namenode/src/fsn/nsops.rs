@@ -85,7 +85,9 @@ impl FsState {
         };
         let mut permission = m.permission & 0o7777;
         let mut inherited = None;
-        if let (Some(p), Some(unmasked)) = (p, m.unmasked) {
+        if let Some(p) = p {
+            // A client that sent no unmasked mode had its umask applied already: inherit from it.
+            let unmasked = m.unmasked.unwrap_or(permission);
             if let Some((bits, a)) = acl::inherit(&p.acl, unmasked, dir) {
                 permission = (unmasked & 0o7000) | bits;
                 inherited = Some(a).filter(|a| !a.is_empty());

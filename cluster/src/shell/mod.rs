@@ -7,11 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use dfs_client::{CreateOptions, DfsClient, FileStatus, FsckReport, SafeModeAction};
+use dfs_client::{CreateOptions, DfsClient, FileStatus, SafeModeAction};
 use serde_json::json;
 
 use crate::cli::{AdminCommand, Command, TestArgs};
 use crate::config::Config;
+
+mod attrs;
+mod format;
+
+pub use format::size;
+use format::{fsck_json, ls_line, now_ms, print_fsck, print_stat, status_json};
 
 /// Read/copy buffer: big enough to fill several packets per call.
 const COPY_BUF: usize = 1 << 20;
@@ -188,7 +194,7 @@ impl Shell {
             Command::Stat { json, paths } => {
                 for p in paths {
                     let p = norm(&p);
-                    let st = self.client.stat(&p).await?;
+                    let st = self.client.symlink_status(&p).await?;
                     if json {
                         outln!("{}", status_json(&p, &st));
                     } else {
@@ -305,6 +311,54 @@ impl Shell {
                     }
                 }
             }
+            Command::Chgrp {
+                recursive,
+                group,
+                paths,
+            } => self.chgrp(&group, &paths, recursive).await?,
+            Command::Ln {
+                symbolic,
+                target,
+                link,
+            } => self.ln(symbolic, &target, &link).await?,
+            Command::Getfattr {
+                recursive,
+                name,
+                encoding,
+                path,
+                ..
+            } => {
+                self.getfattr(&path, name.as_deref(), encoding.as_deref(), recursive)
+                    .await?
+            }
+            Command::Setfattr {
+                name,
+                value,
+                remove,
+                path,
+            } => {
+                self.setfattr(&path, name.as_deref(), value.as_deref(), remove.as_deref())
+                    .await?
+            }
+            Command::Getfacl { recursive, path } => self.getfacl(&path, recursive).await?,
+            Command::Setfacl {
+                recursive,
+                remove_all,
+                remove_default,
+                modify,
+                remove,
+                set,
+                path,
+            } => {
+                let change = attrs::AclChange::from_flags(
+                    remove_all,
+                    remove_default,
+                    modify.as_deref(),
+                    remove.as_deref(),
+                    set.as_deref(),
+                )?;
+                self.setfacl(&path, &change, recursive).await?
+            }
             Command::Checksum { paths } => {
                 for p in paths {
                     let p = norm(&p);
@@ -340,7 +394,7 @@ impl Shell {
     /// looked up, printed first as HDFS does; entries added or removed while the pages are
     /// fetched can make it differ from the lines that follow.
     async fn ls(&self, path: &str, recursive: bool, human: bool, json: bool) -> Result<()> {
-        let st = self.client.stat(path).await?;
+        let st = self.client.symlink_status(path).await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let line = |out: &mut dyn Write, p: &str, s: &FileStatus, first: bool| {
             if json {
@@ -401,11 +455,17 @@ impl Shell {
             .collect())
     }
 
+    /// `path`, and with `recursive` everything below it but symbolic links (whose targets may
+    /// lie anywhere: `chmod -R` changes the tree it was given, as POSIX tools do).
     async fn maybe_recursive(&self, path: &str, recursive: bool) -> Result<Vec<String>> {
         let mut all = vec![path.to_string()];
         if recursive && self.client.stat(path).await?.is_dir() {
             let rows = self.collect(path, true).await?;
-            all.extend(rows.into_iter().map(|(p, _)| p));
+            all.extend(
+                rows.into_iter()
+                    .filter(|(_, s)| !s.is_symlink())
+                    .map(|(p, _)| p),
+            );
         }
         Ok(all)
     }
@@ -880,248 +940,12 @@ impl<'a> Listing<'a> {
     }
 }
 
-/// One `ls` line: type and mode, replication, owner, group, size, mtime, path.
-fn ls_line(p: &str, s: &FileStatus, human: bool) -> String {
-    format!(
-        "{}{}  {:>3} {:<10} {:<10} {:>12} {} {p}",
-        if s.is_dir() { 'd' } else { '-' },
-        mode_string(s.permission),
-        if s.is_dir() {
-            "-".to_string()
-        } else {
-            s.replication.to_string()
-        },
-        s.owner,
-        s.group,
-        size(s.length, human),
-        date(s.mtime_ms),
-    )
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// `rwxr-xr-x` (with `t` for the sticky bit).
-fn mode_string(p: u32) -> String {
-    let mut s = String::with_capacity(9);
-    for shift in [6, 3, 0] {
-        let b = (p >> shift) & 7;
-        s.push(if b & 4 != 0 { 'r' } else { '-' });
-        s.push(if b & 2 != 0 { 'w' } else { '-' });
-        s.push(if b & 1 != 0 { 'x' } else { '-' });
-    }
-    if p & 0o1000 != 0 {
-        s.pop();
-        s.push(if p & 1 != 0 { 't' } else { 'T' });
-    }
-    s
-}
-
-/// Bytes, or with `human` one decimal and a binary unit as `hdfs dfs -h` prints.
-pub fn size(n: u64, human: bool) -> String {
-    if !human || n < 1024 {
-        return n.to_string();
-    }
-    let units = ["K", "M", "G", "T", "P", "E"];
-    let mut v = n as f64 / 1024.0;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.1} {}", units[i])
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC.
-fn date(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
-}
-
-fn status_json(path: &str, s: &FileStatus) -> serde_json::Value {
-    json!({
-        "path": path,
-        "type": if s.is_dir() { "directory" } else { "file" },
-        "length": s.length,
-        "replication": s.replication,
-        "block_size": s.block_size,
-        "permission": format!("{:o}", s.permission),
-        "owner": s.owner,
-        "group": s.group,
-        "mtime_ms": s.mtime_ms,
-        "atime_ms": s.atime_ms,
-        "inode_id": s.inode_id,
-        "children": s.children,
-        "under_construction": s.under_construction,
-    })
-}
-
-fn print_stat(path: &str, s: &FileStatus) -> Result<()> {
-    outln!("  Path: {path}");
-    outln!(
-        "  Type: {}",
-        if s.is_dir() {
-            "directory"
-        } else {
-            "regular file"
-        }
-    );
-    outln!(
-        "  Size: {}  Replication: {}  Block size: {}",
-        s.length,
-        s.replication,
-        s.block_size
-    );
-    outln!(
-        "Access: ({:04o}/{}{})  Owner: {}  Group: {}",
-        s.permission,
-        if s.is_dir() { 'd' } else { '-' },
-        mode_string(s.permission),
-        s.owner,
-        s.group
-    );
-    outln!(
-        "Modify: {} UTC  Access: {} UTC",
-        date(s.mtime_ms),
-        date(s.atime_ms)
-    );
-    outln!(
-        " Inode: {}{}",
-        s.inode_id,
-        if s.under_construction {
-            "  (being written)"
-        } else {
-            ""
-        }
-    );
-    Ok(())
-}
-
-fn fsck_json(path: &str, r: &FsckReport) -> serde_json::Value {
-    json!({
-        "path": path,
-        "status": if r.is_healthy() { "HEALTHY" } else { "CORRUPT" },
-        "files": r.files.len(),
-        "directories": r.directories,
-        "total_blocks": r.total_blocks(),
-        "missing_blocks": r.missing_blocks(),
-        "corrupt_blocks": r.corrupt_blocks(),
-        "corrupt_replicas": r.corrupt_replicas(),
-        "under_replicated_blocks": r.under_replicated_blocks(),
-        "details": r.files.iter().map(|f| json!({
-            "path": f.path, "length": f.length, "replication": f.replication,
-            "under_construction": f.under_construction,
-            "blocks": f.blocks.iter().map(|b| json!({
-                "block_id": b.block_id, "generation_stamp": b.generation_stamp, "length": b.length,
-                "expected_replication": b.expected_replication, "live_replicas": b.good_replicas(),
-                "replicas": b.replicas.iter().map(|x| json!({
-                    "datanode": x.datanode, "alive": x.alive, "corrupt": x.corrupt, "decommissioning": x.decommissioning,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn print_fsck(path: &str, r: &FsckReport) -> Result<()> {
-    outln!("fsck of {path}");
-    for f in &r.files {
-        let mut problems = Vec::new();
-        for b in &f.blocks {
-            let state = if b.is_missing() {
-                "MISSING"
-            } else if b.is_corrupt() {
-                "CORRUPT"
-            } else if b.is_under_replicated() {
-                "UNDER-REPLICATED"
-            } else {
-                "ok"
-            };
-            let replicas: Vec<String> = b
-                .replicas
-                .iter()
-                .map(|x| {
-                    let mut tag = x.datanode.clone();
-                    if !x.alive {
-                        tag.push_str("(dead)");
-                    }
-                    if x.corrupt {
-                        tag.push_str("(corrupt)");
-                    }
-                    if x.decommissioning {
-                        tag.push_str("(decommissioning)");
-                    }
-                    tag
-                })
-                .collect();
-            problems.push(format!(
-                "  blk_{}_{} len={} live={}/{} {state} [{}]",
-                b.block_id,
-                b.generation_stamp,
-                b.length,
-                b.good_replicas(),
-                b.expected_replication,
-                replicas.join(", ")
-            ));
-        }
-        outln!(
-            "{} {} bytes, replication {}, {} block(s){}",
-            f.path,
-            f.length,
-            f.replication,
-            f.blocks.len(),
-            if f.under_construction {
-                " (open for write)"
-            } else {
-                ""
-            }
-        );
-        for p in problems {
-            outln!("{p}");
-        }
-    }
-    outln!();
-    outln!("Total files:\t{}", r.files.len());
-    outln!("Total dirs:\t{}", r.directories);
-    outln!("Total blocks:\t{}", r.total_blocks());
-    outln!("Under-replicated blocks:\t{}", r.under_replicated_blocks());
-    outln!("Corrupt blocks:\t{}", r.corrupt_blocks());
-    outln!("Corrupt replicas:\t{}", r.corrupt_replicas());
-    outln!("Missing blocks:\t{}", r.missing_blocks());
-    outln!();
-    outln!(
-        "The filesystem under path '{path}' is {}",
-        if r.is_healthy() { "HEALTHY" } else { "CORRUPT" }
-    );
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn formatting() {
-        assert_eq!(mode_string(0o755), "rwxr-xr-x");
-        assert_eq!(mode_string(0o1777), "rwxrwxrwt");
-        assert_eq!(size(1536, true), "1.5 K");
-        assert_eq!(size(1536, false), "1536");
-        assert_eq!(date(0), "1970-01-01 00:00");
-        assert_eq!(date(1_763_731_200_000), "2025-11-21 13:20");
+    fn paths() {
         assert_eq!(norm("/a/b/"), "/a/b");
         assert_eq!(norm("/"), "/");
         assert_eq!(join("/", "x"), "/x");
