@@ -264,7 +264,7 @@ fn an_unlinked_file_is_reclaimed_when_its_mount_dies() {
     let Some(mut m) = mount(&c) else { return };
     let mnt = m.path().display().to_string();
     sh(&format!("head -c 100000 /dev/urandom > {mnt}/big"));
-    let holder = Command::new("python3")
+    let mut holder = Command::new("python3")
         .arg("-c")
         .arg(format!(
             "import os, time\nfd = os.open('{mnt}/big', os.O_RDONLY)\nos.unlink('{mnt}/big')\n\
@@ -274,7 +274,7 @@ fn an_unlinked_file_is_reclaimed_when_its_mount_dies() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    let mut out = std::io::BufReader::new(holder.stdout.unwrap());
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert_eq!(line, "unlinked\n");
     let blocks = |c: &dfs_cluster::MiniCluster| status(c)["blocks"].as_u64().unwrap_or(u64::MAX);
