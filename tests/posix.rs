@@ -264,17 +264,19 @@ fn an_unlinked_file_is_reclaimed_when_its_mount_dies() {
     let Some(mut m) = mount(&c) else { return };
     let mnt = m.path().display().to_string();
     sh(&format!("head -c 100000 /dev/urandom > {mnt}/big"));
-    let mut holder = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import os, time\nfd = os.open('{mnt}/big', os.O_RDONLY)\nos.unlink('{mnt}/big')\n\
-             print('unlinked', flush=True)\ntime.sleep(60)"
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut holder = Reaped(
+        Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import os, time\nfd = os.open('{mnt}/big', os.O_RDONLY)\nos.unlink('{mnt}/big')\n\
+                 print('unlinked', flush=True)\ntime.sleep(60)"
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    let mut out = std::io::BufReader::new(holder.0.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert_eq!(line, "unlinked\n");
     let blocks = |c: &dfs_cluster::MiniCluster| status(c)["blocks"].as_u64().unwrap_or(u64::MAX);
