@@ -292,3 +292,13 @@ fn an_unlinked_file_is_reclaimed_when_its_mount_dies() {
         || (blocks(&c) == 0).then_some(()),
     );
 }
+
+/// A child process killed and waited for when dropped, also when the test fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
