@@ -265,6 +265,12 @@ fn links_xattrs_acls_and_orphans_survive_a_namenode_kill() {
         a.set_xattr("/y", "user.k", b"v2", XAttrFlag::Any)
             .await
             .unwrap();
+        a.mkdirs("/d", false).await.unwrap();
+        let entries = [
+            AclEntry::parse("user:bob:r-x").unwrap(),
+            AclEntry::parse("default:user:bob:rwx").unwrap(),
+        ];
+        a.modify_acl_entries("/d", &entries).await.unwrap();
     });
     c.kill_namenode();
     c.restart_namenode().unwrap();
@@ -272,6 +278,13 @@ fn links_xattrs_acls_and_orphans_survive_a_namenode_kill() {
     client.block_on(async {
         assert_eq!(a.stat("/x").await.unwrap().nlink, 2);
         assert_eq!(a.get_xattr("/x", "user.k").await.unwrap(), b"v2");
+        let acl = a.get_acl("/d").await.unwrap();
+        let full: Vec<String> = acl.full().iter().map(|e| e.to_string()).collect();
+        assert!(
+            full.contains(&"user:bob:r-x".to_string())
+                && full.contains(&"default:user:bob:rwx".to_string()),
+            "{full:?}"
+        );
     });
     drop(held);
 }

@@ -212,7 +212,11 @@ impl FsState {
         if walk.exists() {
             let id = walk.last();
             let Some((parent, _)) = walk.entry() else {
-                return Err(Error::IsADirectory(path.to_string()));
+                // The root, or a bare inode path: no entry to create or replace.
+                return Err(match self.ns.file_type(id) {
+                    Some(FileType::Directory) => Error::IsADirectory(path.to_string()),
+                    _ => Error::AlreadyExists(path.to_string()),
+                });
             };
             match self.ns.file_type(id) {
                 Some(FileType::Directory) => return Err(Error::IsADirectory(path.to_string())),
