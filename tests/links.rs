@@ -205,6 +205,7 @@ fn the_shell_makes_and_shows_links_xattrs_and_acls() {
     let st = client.block_on(a.get_acl("/data")).unwrap();
     assert_eq!(st.permission & 0o777, 0o660, "{st:?}");
     assert!(st
+        .acl
         .entries
         .contains(&AclEntry::parse("user:carol:rw-").unwrap()));
     dfs_ok(&c, &["setfacl", "-b", "/data"]);

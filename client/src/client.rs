@@ -723,7 +723,7 @@ impl DfsClient {
     /// Replaces the ACL (HDFS `setAcl`): the spec's access entries the access ACL, its default
     /// entries (if any) the default ACL.
     pub async fn set_acl(&self, path: &str, spec: &[AclEntry]) -> Result<()> {
-        let entries: Vec<pb::AclEntry> = spec.iter().map(AclEntry::to_wire).collect();
+        let entries: Vec<pb::AclEntry> = spec.iter().map(pb::AclEntry::from).collect();
         self.follow(&[path], |p| {
             let req = pb::SetAclRequest {
                 path: p[0].clone(),
@@ -736,7 +736,7 @@ impl DfsClient {
 
     /// Adds or replaces the spec's entries (HDFS `modifyAclEntries`).
     pub async fn modify_acl_entries(&self, path: &str, spec: &[AclEntry]) -> Result<()> {
-        let entries: Vec<pb::AclEntry> = spec.iter().map(AclEntry::to_wire).collect();
+        let entries: Vec<pb::AclEntry> = spec.iter().map(pb::AclEntry::from).collect();
         self.follow(&[path], |p| {
             let req = pb::ModifyAclEntriesRequest {
                 path: p[0].clone(),
@@ -749,7 +749,7 @@ impl DfsClient {
 
     /// Removes the entries matching the spec's scope, type and name.
     pub async fn remove_acl_entries(&self, path: &str, spec: &[AclEntry]) -> Result<()> {
-        let entries: Vec<pb::AclEntry> = spec.iter().map(AclEntry::to_wire).collect();
+        let entries: Vec<pb::AclEntry> = spec.iter().map(pb::AclEntry::from).collect();
         self.follow(&[path], |p| {
             let req = pb::RemoveAclEntriesRequest {
                 path: p[0].clone(),
@@ -780,7 +780,10 @@ impl DfsClient {
     pub async fn get_acl(&self, path: &str) -> Result<AclStatus> {
         self.follow(&[path], |p| {
             let req = pb::GetAclStatusRequest { path: p[0].clone() };
-            async move { Ok(call!(self.inner.nn, get_acl_status, req)?.into()) }
+            async move {
+                let r = call!(self.inner.nn, get_acl_status, req)?;
+                AclStatus::try_from(r).map_err(Error::Namenode)
+            }
         })
         .await
     }

@@ -11,113 +11,12 @@
 //! `removeDefaultAcl`, `removeAcl`): each takes the inode's mode and stored entries and returns
 //! the new ones, or an error naming what is wrong with the request.
 
+pub use dfs_proto::acl::{Acl, AclEntry, AclScope, AclStatus, AclType};
+
 use crate::error::{Error, Result};
 
 /// At most this many entries per scope (HDFS's limit).
 pub const MAX_ENTRIES: usize = 32;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AclScope {
-    Access,
-    Default,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AclType {
-    User,
-    Group,
-    Mask,
-    Other,
-}
-
-/// One entry. `name` is `None` for the owner (USER), the owning group (GROUP), MASK and OTHER.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AclEntry {
-    pub scope: AclScope,
-    pub kind: AclType,
-    pub name: Option<String>,
-    /// rwx in the low 3 bits.
-    pub perm: u32,
-}
-
-impl AclEntry {
-    pub fn new(scope: AclScope, kind: AclType, name: Option<&str>, perm: u32) -> AclEntry {
-        AclEntry {
-            scope,
-            kind,
-            name: name.map(str::to_string),
-            perm: perm & 0o7,
-        }
-    }
-
-    /// The key entries are matched by: everything but the permission.
-    fn key(&self) -> (AclScope, AclType, Option<&str>) {
-        (self.scope, self.kind, self.name.as_deref())
-    }
-}
-
-/// What an inode stores: its extended access entries (named users and groups, plus the unnamed
-/// GROUP entry) and its whole default ACL, sorted (access first; USER, GROUP, MASK, OTHER;
-/// unnamed before named, named by name). Empty when the inode has no ACL.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Acl {
-    pub entries: Vec<AclEntry>,
-}
-
-impl Acl {
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Whether there are named access entries (so the mode's group bits are the mask).
-    pub fn is_extended(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.scope == AclScope::Access && e.name.is_some())
-    }
-
-    pub fn access(&self) -> impl Iterator<Item = &AclEntry> {
-        self.entries.iter().filter(|e| e.scope == AclScope::Access)
-    }
-
-    pub fn default_entries(&self) -> impl Iterator<Item = &AclEntry> {
-        self.entries.iter().filter(|e| e.scope == AclScope::Default)
-    }
-
-    pub fn has_default(&self) -> bool {
-        self.default_entries().next().is_some()
-    }
-
-    /// The owning group's own permissions when the ACL is extended.
-    pub fn group_obj(&self) -> Option<u32> {
-        self.access()
-            .find(|e| e.kind == AclType::Group && e.name.is_none())
-            .map(|e| e.perm)
-    }
-}
-
-/// The complete ACL of an inode (the access entries with the base ones made from `mode`, then
-/// the default entries), the form every transformation works on.
-pub fn full(mode: u32, acl: &Acl) -> Vec<AclEntry> {
-    let a = AclScope::Access;
-    let mut out = vec![AclEntry::new(a, AclType::User, None, mode >> 6)];
-    if acl.is_extended() {
-        out.extend(acl.access().filter(|e| e.kind == AclType::User).cloned());
-        let group = acl.group_obj().unwrap_or((mode >> 3) & 7);
-        out.push(AclEntry::new(a, AclType::Group, None, group));
-        out.extend(
-            acl.access()
-                .filter(|e| e.kind == AclType::Group && e.name.is_some())
-                .cloned(),
-        );
-        out.push(AclEntry::new(a, AclType::Mask, None, mode >> 3));
-    } else {
-        out.push(AclEntry::new(a, AclType::Group, None, mode >> 3));
-    }
-    out.push(AclEntry::new(a, AclType::Other, None, mode));
-    out.extend(acl.default_entries().cloned());
-    out
-}
 
 /// Splits a complete ACL back into mode bits (the low 9; the caller keeps the special bits) and
 /// what is stored. Validates it first.
@@ -242,7 +141,7 @@ pub fn set(mode: u32, acl: &Acl, spec: &[AclEntry]) -> Result<Changed> {
     let mut out: Vec<AclEntry> = spec.to_vec();
     for scope in [AclScope::Access, AclScope::Default] {
         if !spec.iter().any(|e| e.scope == scope) {
-            out.extend(full(mode, acl).into_iter().filter(|e| e.scope == scope));
+            out.extend(acl.full(mode).into_iter().filter(|e| e.scope == scope));
         }
     }
     store(out)
@@ -251,7 +150,7 @@ pub fn set(mode: u32, acl: &Acl, spec: &[AclEntry]) -> Result<Changed> {
 /// `modifyAclEntries`: each spec entry replaces the entry with its scope, type and name, or is
 /// added. A mask is recomputed unless the spec sets one.
 pub fn modify(mode: u32, acl: &Acl, spec: &[AclEntry]) -> Result<Changed> {
-    let mut cur = full(mode, acl);
+    let mut cur = acl.full(mode);
     let spec_masks: Vec<AclScope> = spec
         .iter()
         .filter(|e| e.kind == AclType::Mask)
@@ -268,7 +167,7 @@ pub fn modify(mode: u32, acl: &Acl, spec: &[AclEntry]) -> Result<Changed> {
 
 /// `removeAclEntries`: drops the entries matching the spec's scope, type and name.
 pub fn remove_entries(mode: u32, acl: &Acl, spec: &[AclEntry]) -> Result<Changed> {
-    let mut cur = full(mode, acl);
+    let mut cur = acl.full(mode);
     for e in spec {
         if e.name.is_none() && e.kind != AclType::Mask {
             return Err(invalid(format!(
@@ -284,7 +183,7 @@ pub fn remove_entries(mode: u32, acl: &Acl, spec: &[AclEntry]) -> Result<Changed
 
 /// `removeDefaultAcl`.
 pub fn remove_default(mode: u32, acl: &Acl) -> Result<Changed> {
-    let mut cur = full(mode, acl);
+    let mut cur = acl.full(mode);
     cur.retain(|c| c.scope == AclScope::Access);
     store(cur)
 }
@@ -421,7 +320,7 @@ mod tests {
         assert!(!allows(&acl, mode, owner, ("carol", &staff), 2));
         assert!(allows(&acl, mode, owner, ("carol", &staff), 4));
         assert!(!allows(&acl, mode, owner, ("eve", &none), 4));
-        assert_eq!(full(mode, &acl).len(), 5);
+        assert_eq!(acl.full(mode).len(), 5);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The one place where RPC prost types become domain types and back. (Edit records are
 //! converted in `op.rs`, image records in `checkpoint.rs`; the small types both share with RPCs,
-//! file types and ACL entries, are converted here.)
+//! file types, are converted here; ACL entries convert in `dfs_proto::acl`.)
 
 use dfs_proto::pb;
 
-use crate::acl::{Acl, AclEntry, AclScope, AclType};
+use crate::acl::Acl;
 use crate::error::{Error, Result};
 use crate::types::{
     AdminState, Block, BlockId, Command, ContentSummary, DatanodeId, DatanodeInfo, FileStatus,
@@ -169,58 +169,10 @@ pub fn file_type(t: i32) -> std::result::Result<FileType, String> {
     })
 }
 
-impl From<&AclEntry> for pb::AclEntry {
-    fn from(e: &AclEntry) -> Self {
-        pb::AclEntry {
-            scope: match e.scope {
-                AclScope::Access => pb::AclScope::Access,
-                AclScope::Default => pb::AclScope::Default,
-            } as i32,
-            r#type: match e.kind {
-                AclType::User => pb::AclType::User,
-                AclType::Group => pb::AclType::Group,
-                AclType::Mask => pb::AclType::Mask,
-                AclType::Other => pb::AclType::Other,
-            } as i32,
-            name: e.name.clone().unwrap_or_default(),
-            permission: e.perm,
-        }
-    }
-}
-
-/// Wire ACL entries, or why they are not valid ones.
-pub fn acl_entries(entries: &[pb::AclEntry]) -> std::result::Result<Vec<AclEntry>, String> {
-    entries
-        .iter()
-        .map(|e| {
-            let scope = match pb::AclScope::try_from(e.scope) {
-                Ok(pb::AclScope::Access) => AclScope::Access,
-                Ok(pb::AclScope::Default) => AclScope::Default,
-                Err(_) => return Err(format!("unknown ACL scope {}", e.scope)),
-            };
-            let kind = match pb::AclType::try_from(e.r#type) {
-                Ok(pb::AclType::User) => AclType::User,
-                Ok(pb::AclType::Group) => AclType::Group,
-                Ok(pb::AclType::Mask) => AclType::Mask,
-                Ok(pb::AclType::Other) => AclType::Other,
-                Err(_) => return Err(format!("unknown ACL entry type {}", e.r#type)),
-            };
-            if e.permission > 7 {
-                return Err(format!(
-                    "ACL permission {:o} is more than rwx",
-                    e.permission
-                ));
-            }
-            let name = (!e.name.is_empty()).then_some(e.name.as_str());
-            Ok(AclEntry::new(scope, kind, name, e.permission))
-        })
-        .collect()
-}
-
 /// A stored ACL (edit log, image).
 pub fn acl(entries: &[pb::AclEntry]) -> std::result::Result<Acl, String> {
     Ok(Acl {
-        entries: acl_entries(entries)?,
+        entries: dfs_proto::acl::from_wire(entries)?,
     })
 }
 

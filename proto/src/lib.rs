@@ -4,6 +4,8 @@
 //!
 //! Module map:
 //! - [`pb`]: generated prost messages and tonic clients/servers.
+//! - [`acl`]: POSIX ACL entries, their `setfacl` text form and wire form, shared by NameNode
+//!   and clients.
 //! - [`frame`]: length-prefixed prost messages on a byte stream, with a size cap.
 //! - [`checksum`]: CRC32C per chunk, the unit of integrity on disk and on the wire.
 //! - [`packet`]: the 64 KiB data packets of the write pipeline and of streaming reads.
@@ -12,6 +14,7 @@
 //!
 //! Byte layouts are specified in `docs/formats.md`.
 
+pub mod acl;
 pub mod checksum;
 pub mod error_kind;
 pub mod frame;

@@ -492,7 +492,7 @@ fn acls_grant_what_the_mode_refuses_and_are_inherited() {
         .unwrap();
     assert!(read(&mut fx, &bob()).is_err());
     let acl = fx.st.get_acl_status(&root(), &p("/w/f")).unwrap();
-    assert_eq!(acl.entries.len(), 2, "{acl:?}");
+    assert_eq!(acl.acl.entries.len(), 2, "{acl:?}");
     // A default ACL is inherited by new children, replacing the umask.
     let d = AclScope::Default;
     mkdir(&mut fx, &alice(), "/w/d", 0o755);
@@ -519,7 +519,7 @@ fn acls_grant_what_the_mode_refuses_and_are_inherited() {
     };
     fx.st.mkdirs(&alice(), &sub, now).unwrap();
     let acl = fx.st.get_acl_status(&root(), &p("/w/d/sub")).unwrap();
-    assert!(acl.entries.iter().any(|e| e.scope == d), "{acl:?}");
+    assert!(acl.acl.entries.iter().any(|e| e.scope == d), "{acl:?}");
     // Only directories have default ACLs; removing the ACL restores plain mode bits.
     let e = fx
         .st

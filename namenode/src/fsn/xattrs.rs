@@ -10,7 +10,7 @@
 use dfs_proto::path::DfsPath;
 
 use super::*;
-use crate::acl::{self, AclEntry};
+use crate::acl::{self, AclEntry, AclStatus};
 use crate::namespace::XAttr;
 use crate::permission::{SETGID, STICKY};
 
@@ -56,16 +56,6 @@ fn namespace_of(name: &str) -> Result<XNamespace> {
         return Err(inval(format!("invalid attribute name {name:?}")));
     }
     Ok(ns)
-}
-
-/// The ACL RPCs' answer to GetAclStatus.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AclStatus {
-    pub owner: String,
-    pub group: String,
-    pub sticky: bool,
-    pub entries: Vec<AclEntry>,
-    pub permission: u32,
 }
 
 /// The ACL operations of HDFS.
@@ -297,7 +287,7 @@ impl FsState {
             owner: inode.owner.clone(),
             group: inode.group.clone(),
             sticky: inode.permission & STICKY != 0,
-            entries: inode.acl.entries.clone(),
+            acl: inode.acl.clone(),
             permission: inode.permission,
         })
     }

@@ -617,13 +617,7 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let p = path(&req.get_ref().path)?;
         let s = self.exec(|st| st.get_acl_status(&c, &p)).await?;
-        Ok(Response::new(pb::GetAclStatusResponse {
-            owner: s.owner,
-            group: s.group,
-            sticky: s.sticky,
-            entries: s.entries.iter().map(pb::AclEntry::from).collect(),
-            permission: s.permission,
-        }))
+        Ok(Response::new(s.into()))
     }
 
     async fn release_holds(
@@ -647,5 +641,5 @@ impl Service {
 }
 
 fn acl_spec(entries: &[pb::AclEntry]) -> std::result::Result<Vec<AclEntry>, Status> {
-    convert::acl_entries(entries).map_err(|e| to_status(Error::InvalidArgument(e)))
+    dfs_proto::acl::from_wire(entries).map_err(|e| to_status(Error::InvalidArgument(e)))
 }
