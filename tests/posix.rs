@@ -1,6 +1,7 @@
 //! Ordinary programs in a mounted cluster, the way a user runs them: a Python venv, git with a
 //! symbolic link, tar, cp -a and rsync -aHAX of a tree of every file type, a fifo, a Unix
-//! socket, a file read after it is removed, ACLs granting another user access; and an unlinked
+//! socket, a file read after it is removed, ACLs granting another user access, attributes set by
+//! this mount and by another client; and an unlinked
 //! open file reclaimed once its holder dies. Fails loudly where FUSE cannot be used, unless
 //! DFS_SKIP_FUSE_TESTS=1.
 
@@ -249,6 +250,54 @@ fn an_acl_grants_another_user_what_the_mode_refuses() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn attributes_show_at_once_from_this_mount_and_within_the_timeout_from_another_client() {
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    let timeouts = [
+        "-D",
+        "dfs.fuse.attr-timeout=1s",
+        "-D",
+        "dfs.fuse.entry-timeout=1s",
+    ];
+    let Some(m) = mount_with(&c, &timeouts) else {
+        return;
+    };
+    let mnt = m.path().display().to_string();
+    sh(&format!("touch {mnt}/f {mnt}/g && ls -l {mnt} >/dev/null"));
+    // Fresh statuses say "no attributes"; this mount's own changes must not be hidden by that.
+    let own = sh(&format!(
+        "setfattr -n user.own -v 1 {mnt}/f && getfattr --only-values -n user.own {mnt}/f && \
+         setfacl -m u:nobody:r {mnt}/f && getfacl -p {mnt}/f"
+    ));
+    assert!(
+        own.starts_with('1') && own.contains("user:nobody:r--"),
+        "{own}"
+    );
+    let client = c.client().unwrap();
+    let a = client.as_async();
+    client.block_on(async {
+        a.set_xattr("/g", "user.k", b"v", dfs_client::XAttrFlag::Any)
+            .await
+            .unwrap();
+        a.modify_acl_entries(
+            "/g",
+            &[dfs_client::AclEntry::parse("user:nobody:r--").unwrap()],
+        )
+        .await
+        .unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let other = sh(&format!(
+        "getfattr --only-values -n user.k {mnt}/g && getfacl -p {mnt}/g && ls -l {mnt}/g"
+    ));
+    assert!(
+        other.starts_with('v')
+            && other.contains("user:nobody:r--")
+            && other.contains("-rw-r--r--+"),
+        "{other}"
     );
 }
 

@@ -81,6 +81,8 @@ pub struct FileStatus {
     pub rdev: u64,
     /// An extended or default ACL is set (`ls -l` shows a `+`).
     pub has_acl: bool,
+    /// At least one extended attribute is set (ACLs not counted).
+    pub has_xattrs: bool,
 }
 
 impl FileStatus {
@@ -122,6 +124,7 @@ impl From<pb::FileStatus> for FileStatus {
             ctime_ms: s.ctime_ms,
             rdev: s.rdev,
             has_acl: s.has_acl,
+            has_xattrs: s.has_xattrs,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! handle always writes there); others answer EOPNOTSUPP. A write more than 1 MiB past the end
 //! grows the file by a hole first (nothing stored); a shorter gap is written as zeros. `flush` (every `close(2)`) completes
 //! the file when no other handle may write it, and hflushes it otherwise: close-to-open
-//! consistency either way. `fsync` is `hsync`. Truncation and `fallocate` complete the writer
+//! consistency either way. `fsync` is `hsync`. Truncation completes the writer
 //! first (the NameNode cuts or grows only closed files), then cut the file's extents or add a
 //! hole: no byte is rewritten.
 //!
@@ -298,8 +298,10 @@ impl Fs {
             }
         };
         if end > len {
-            // No space is reserved: the new bytes are a hole, zeros until written.
-            self.truncate(&h.file, end).await?;
+            // A hole made here would be a range that could only be written by overwriting it,
+            // which files do not support yet. EOPNOTSUPP makes glibc's posix_fallocate extend
+            // the file by writing, and fio carry on without preallocating.
+            return Err(Errno::EOPNOTSUPP);
         }
         Ok(())
     }

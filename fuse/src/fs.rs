@@ -28,6 +28,7 @@ use tokio::runtime::Handle;
 use crate::errno::errno;
 use crate::files::OpenFile;
 use crate::ids::Ids;
+use crate::xattr::Hints;
 use crate::{lock, MountOptions};
 
 /// What every operation returns: the errno is chosen where the client error is met.
@@ -93,6 +94,7 @@ pub(crate) struct Fs {
     pub(crate) files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     in_flight: Arc<InFlight>,
     pub(crate) ids: Ids,
+    pub(crate) hints: Hints,
 }
 
 /// The calling process.
@@ -167,13 +169,14 @@ impl DfsFs {
             fs: Arc::new(Fs {
                 rt,
                 client,
-                opts,
                 handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
                 creators: Mutex::new(HashMap::new()),
                 files: Mutex::new(HashMap::new()),
                 in_flight: Arc::default(),
                 ids: Ids::default(),
+                hints: Hints::new(opts.attr_timeout),
+                opts,
             }),
         }
     }
@@ -234,7 +237,9 @@ impl Fs {
         }
     }
 
+    /// The attributes the kernel is given for `st` (the status also refreshes the xattr hint).
     pub(crate) fn attr(&self, st: &FileStatus) -> FileAttr {
+        self.hints.note(st);
         let ino = st.inode_id.max(1);
         let mut size = st.length;
         if let Some(f) = lock(&self.files).get(&ino) {

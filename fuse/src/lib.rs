@@ -104,7 +104,9 @@ pub fn mount(
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName(format!("dfs://{}", client.config().namenode)),
-        fuser::MountOption::Subtype("dfs".into()),
+        // The type `fuse.dfs`, for `df -t` and `findmnt -t` (fuser passes its Subtype option
+        // only to fusermount, so it goes to the kernel as a plain option).
+        fuser::MountOption::CUSTOM("subtype=dfs".into()),
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
         // The kernel checks permissions, with the caller's real groups and capabilities.

@@ -2,13 +2,78 @@
 //! `system.posix_acl_default`): the kernel reads those to check permissions, and `setfacl`,
 //! `getfacl`, `tar --acls` and `rsync -A` use them.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use dfs_client::{AclEntry, AclScope, AclStatus, AclType, XAttrFlag};
+use dfs_client::{AclEntry, AclScope, AclStatus, AclType, FileStatus, XAttrFlag};
 use fuser::Errno;
 
 use crate::acl;
 use crate::fs::{ipath, Fs, OrErrno, Reply};
+use crate::lock;
+
+/// What the latest status of each inode said about its attributes. `ls -l` asks every entry for
+/// its ACL and its SELinux label, and almost none has either: while that status is as fresh as
+/// the kernel's attribute cache, such a `getxattr` is answered ENODATA without a NameNode call.
+/// Another client's new attribute is therefore seen within the attribute timeout, as its other
+/// changes to the inode are; this mount's own changes forget the hint at once.
+pub(crate) struct Hints {
+    ttl: Duration,
+    seen: Mutex<HashMap<u64, Hint>>,
+}
+
+#[derive(Clone, Copy)]
+struct Hint {
+    at: Instant,
+    xattrs: bool,
+    acl: bool,
+}
+
+/// Past this many inodes, a new hint first drops the stale ones.
+const MAX_HINTS: usize = 1 << 16;
+
+impl Hints {
+    pub(crate) fn new(ttl: Duration) -> Hints {
+        Hints {
+            ttl,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn note(&self, st: &FileStatus) {
+        let now = Instant::now();
+        let mut seen = lock(&self.seen);
+        if seen.len() >= MAX_HINTS {
+            seen.retain(|_, h| now.duration_since(h.at) < self.ttl);
+        }
+        let hint = Hint {
+            at: now,
+            xattrs: st.has_xattrs,
+            acl: st.has_acl,
+        };
+        seen.insert(st.inode_id.max(1), hint);
+    }
+
+    pub(crate) fn forget(&self, ino: u64) {
+        lock(&self.seen).remove(&ino);
+    }
+
+    /// A fresh hint for `ino`, if there is one.
+    fn fresh(&self, ino: u64) -> Option<Hint> {
+        let h = *lock(&self.seen).get(&ino)?;
+        (h.at.elapsed() < self.ttl).then_some(h)
+    }
+
+    /// Whether `ino` surely has no attribute `name`.
+    pub(crate) fn lacks(&self, ino: u64, name: &str) -> bool {
+        self.fresh(ino).is_some_and(|h| match name {
+            acl::ACCESS | acl::DEFAULT => !h.acl,
+            _ => !h.xattrs,
+        })
+    }
+}
 
 /// What `getxattr` and `listxattr` answer: the value, or its size when asked for 0 bytes.
 pub(crate) enum Value {
@@ -63,6 +128,9 @@ impl Fs {
     }
 
     pub(crate) async fn listxattr(&self, ino: u64, size: u32) -> Reply<Value> {
+        if self.hints.fresh(ino).is_some_and(|h| !h.xattrs && !h.acl) {
+            return sized(Vec::new(), size);
+        }
         let path = ipath(ino);
         let mut names = self.client.list_xattrs(&path).await.or_errno()?;
         let st = self.status(ino).await?;
@@ -90,6 +158,12 @@ impl Fs {
         flags: i32,
     ) -> Reply<()> {
         let name = name_of(name)?;
+        let done = self.set_attr(ino, name, value, flags).await;
+        self.hints.forget(ino);
+        done
+    }
+
+    async fn set_attr(&self, ino: u64, name: &str, value: &[u8], flags: i32) -> Reply<()> {
         let path = ipath(ino);
         match name {
             acl::ACCESS => {
@@ -120,6 +194,12 @@ impl Fs {
 
     pub(crate) async fn removexattr(&self, ino: u64, name: &OsStr) -> Reply<()> {
         let name = name_of(name)?;
+        let done = self.remove_attr(ino, name).await;
+        self.hints.forget(ino);
+        done
+    }
+
+    async fn remove_attr(&self, ino: u64, name: &str) -> Reply<()> {
         let path = ipath(ino);
         match name {
             acl::ACCESS => {

@@ -137,6 +137,7 @@ impl From<FileStatus> for pb::FileStatus {
             ctime_ms: s.ctime_ms,
             rdev: s.rdev,
             has_acl: s.has_acl,
+            has_xattrs: s.has_xattrs,
         }
     }
 }

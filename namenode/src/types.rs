@@ -176,6 +176,7 @@ pub struct FileStatus {
     pub ctime_ms: u64,
     pub rdev: u64,
     pub has_acl: bool,
+    pub has_xattrs: bool,
 }
 
 /// `du -s` of a subtree.

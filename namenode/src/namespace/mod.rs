@@ -445,6 +445,7 @@ impl Namespace {
             ctime_ms: inode.ctime_ms,
             rdev: 0,
             has_acl: !inode.acl.is_empty(),
+            has_xattrs: !inode.xattrs.is_empty(),
         };
         match &inode.kind {
             InodeKind::Dir(d) => st.children_num = d.children.len() as u64,
