@@ -117,6 +117,14 @@ fn shell_commands_tour() {
     assert_eq!(st["length"], 16);
     assert_eq!(st["type"], "file");
 
+    // truncate: cut inside the file, then grow it by a hole of zeros (`-w` as in hdfs dfs).
+    let out = dfs_ok(&c, &["truncate", "4", "/user/alice/copy.txt"]);
+    assert_eq!(out.trim(), "Truncated /user/alice/copy.txt to length: 4");
+    assert_eq!(dfs_ok(&c, &["cat", "/user/alice/copy.txt"]), "from");
+    dfs_ok(&c, &["truncate", "-w", "6", "/user/alice/copy.txt"]);
+    assert_eq!(dfs_ok(&c, &["cat", "/user/alice/copy.txt"]), "from\0\0");
+    assert!(dfs_err(&c, &["truncate", "1", "/user/alice/out"]).contains("is a directory"));
+
     // chmod, chown, setrep, du, count, df, checksum.
     dfs_ok(&c, &["chmod", "-R", "750", "/user/alice"]);
     dfs_ok(&c, &["chown", "-R", "alice:staff", "/user/alice"]);
@@ -138,10 +146,10 @@ fn shell_commands_tour() {
     assert!(du.starts_with("700000"), "{du}");
     let count = dfs_ok(&c, &["count", "/user/alice"]);
     let fields: Vec<&str> = count.split_whitespace().collect();
-    // alice, in, out; in.bin, stdin.txt, copy.txt, empty.
+    // alice, in, out; in.bin, stdin.txt, copy.txt (truncated to 6), empty.
     assert_eq!(
         &fields[..3],
-        &["3", "4", &(700_000 + 16 + 16).to_string()],
+        &["3", "4", &(700_000 + 16 + 6).to_string()],
         "{count}"
     );
     let df = dfs_ok(&c, &["df", "-h"]);

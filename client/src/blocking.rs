@@ -1,6 +1,6 @@
 //! A synchronous client for code that is not async: each call runs on a runtime this client
 //! owns (two worker threads, so lease renewal and pipeline acks progress between calls).
-//! [`FileWriter`] is a `std::io::Write`, [`FileReader`] a `std::io::Read + Seek`.
+//! [`FileWriter`] is a `std::io::Write + Seek`, [`FileReader`] a `std::io::Read + Seek`.
 
 use std::io::{self, SeekFrom};
 use std::sync::Arc;
@@ -56,18 +56,12 @@ impl DfsClient {
 
     pub fn create(&self, path: &str, opts: CreateOptions) -> Result<FileWriter> {
         let w = self.rt.block_on(self.inner.create(path, opts))?;
-        Ok(FileWriter {
-            rt: self.rt.clone(),
-            inner: w,
-        })
+        Ok(FileWriter::new(self.rt.clone(), w))
     }
 
     pub fn append(&self, path: &str) -> Result<FileWriter> {
         let w = self.rt.block_on(self.inner.append(path))?;
-        Ok(FileWriter {
-            rt: self.rt.clone(),
-            inner: w,
-        })
+        Ok(FileWriter::new(self.rt.clone(), w))
     }
 
     pub fn open(&self, path: &str) -> Result<FileReader> {
@@ -96,6 +90,9 @@ impl DfsClient {
     pub fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
         self.rt.block_on(self.inner.delete(path, recursive))
     }
+    pub fn truncate(&self, path: &str, length: u64) -> Result<()> {
+        self.rt.block_on(self.inner.truncate(path, length))
+    }
     pub fn block_locations(
         &self,
         path: &str,
@@ -113,14 +110,32 @@ impl DfsClient {
     }
 }
 
-/// A `std::io::Write` over [`crate::FileWriter`]. `flush` is `hflush`; call [`close`](Self::close)
-/// to complete the file (dropping an unclosed writer closes it too, but cannot report errors).
+/// A `std::io::Write + Seek` over [`crate::FileWriter`]: writes land at the position, which
+/// starts at the end of the file and may be moved anywhere, past the end too (the gap reads as
+/// zeros). `flush` is `hflush`; call [`close`](Self::close) to complete the file (dropping an
+/// unclosed writer closes it too, but cannot report errors).
 pub struct FileWriter {
     rt: Arc<Runtime>,
     inner: crate::FileWriter,
+    pos: u64,
 }
 
 impl FileWriter {
+    fn new(rt: Arc<Runtime>, inner: crate::FileWriter) -> FileWriter {
+        let pos = inner.len();
+        FileWriter { rt, inner, pos }
+    }
+    /// The file's length, with every byte written so far.
+    pub fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    /// Writes all of `data` at `offset`, leaving the position alone (as `pwrite`).
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.rt.block_on(self.inner.write_at(offset, data))
+    }
     pub fn hflush(&mut self) -> Result<()> {
         self.rt.block_on(self.inner.hflush())
     }
@@ -134,11 +149,19 @@ impl FileWriter {
 
 impl io::Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.rt.block_on(self.inner.write(buf))?;
+        self.rt.block_on(self.inner.write_at(self.pos, buf))?;
+        self.pos += buf.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(self.hflush()?)
+    }
+}
+
+impl io::Seek for FileWriter {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = seek_target(pos, self.inner.len(), self.pos)?;
+        Ok(self.pos)
     }
 }
 
@@ -173,14 +196,18 @@ impl io::Read for FileReader {
 
 impl io::Seek for FileReader {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let target = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.inner.len().checked_add_signed(d),
-            SeekFrom::Current(d) => self.inner.position().checked_add_signed(d),
-        };
-        let target = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        let target = seek_target(pos, self.inner.len(), self.inner.position())?;
         self.inner.seek(target);
         Ok(target)
     }
+}
+
+/// Where a seek from `pos` lands in a file of `len` bytes read or written at `at`.
+fn seek_target(pos: SeekFrom, len: u64, at: u64) -> io::Result<u64> {
+    match pos {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => at.checked_add_signed(d),
+    }
+    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))
 }

@@ -156,6 +156,16 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Sets the length of files: cuts them, or grows them by a hole that reads as zeros.
+    Truncate {
+        /// Wait for the cut to complete (as `hdfs dfs -truncate -w`; dfs cuts the file's map at
+        /// once, so there is never block recovery to wait for).
+        #[arg(short = 'w')]
+        wait: bool,
+        length: u64,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Tests a path: exit 0 if true, 1 if false.
     Test(TestArgs),
     /// Sets the replication of files (of every file below a directory).

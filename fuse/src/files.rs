@@ -2,14 +2,15 @@
 //!
 //! Writes: the first write through a handle opens a client writer (appending, or the writer
 //! from `create`), so data streams through the pipeline as it comes and is never buffered
-//! whole. One writer per file serves every handle of this mount, so two processes appending to
-//! one file share one lease. Only writes at the end of the file are possible (an `O_APPEND`
-//! handle always writes there); others answer EOPNOTSUPP. A write more than 1 MiB past the end
-//! grows the file by a hole first (nothing stored); a shorter gap is written as zeros. `flush` (every `close(2)`) completes
-//! the file when no other handle may write it, and hflushes it otherwise: close-to-open
-//! consistency either way. `fsync` is `hsync`. Truncation completes the writer
-//! first (the NameNode cuts or grows only closed files), then cut the file's extents or add a
-//! hole: no byte is rewritten.
+//! whole. One writer per file serves every handle of this mount, so two processes writing one
+//! file share one lease and see each other's writes. A write lands where the kernel says (an
+//! `O_APPEND` handle's at the end): over old bytes, or past the end, leaving a hole that stores
+//! nothing; the client writer turns to log blocks for it (ARCHITECTURE.md, "Writing
+//! anywhere"). The kernel's writeback of a shared writable `mmap` arrives as such writes.
+//! `flush` (every `close(2)`) completes the file when no other handle may write it, and
+//! hflushes it otherwise: close-to-open consistency either way. `fsync` is `hsync`. Truncation
+//! completes the writer first (the NameNode cuts or grows only closed files), then cuts the
+//! file's extents or adds a hole: no byte is rewritten.
 //!
 //! Reads: one stream per handle reads forward; the kernel's concurrent read-ahead requests
 //! arrive out of order, so the stream's recent bytes are kept in a [`Window`] from which the
@@ -219,7 +220,7 @@ impl Fs {
             // truncate(2) by path comes without a handle: the call counts as one.
             let st = self.status(ino).await?;
             let (file, _) = self.open_file(ino, st.length, true, None);
-            let truncated = self.truncate(&file, size).await;
+            let truncated = self.truncate(&file, size, false).await;
             let completed = self.stop_writing_and_complete(&file).await;
             self.close_handle(&file);
             truncated.and(completed)?;
@@ -255,15 +256,17 @@ impl Fs {
         Ok(attr)
     }
 
-    /// Sets the file's length: a writer of this mount is completed first (the NameNode cuts or
-    /// grows closed files only), then the NameNode cuts its extents or adds a hole.
-    async fn truncate(&self, f: &OpenFile, size: u64) -> Reply<()> {
+    /// Sets the file's length (to at least `size` when `only_grow`): a writer of this mount is
+    /// completed first (the NameNode cuts or grows closed files only), then the NameNode cuts its
+    /// extents or adds a hole.
+    async fn truncate(&self, f: &OpenFile, size: u64, only_grow: bool) -> Reply<()> {
         let mut w = f.write.lock().await;
         let len = if w.writer.is_some() {
             f.length.load(Ordering::Acquire)
         } else {
             self.status(f.ino).await?.length
         };
+        let size = if only_grow { size.max(len) } else { size };
         if size == len {
             return Ok(());
         }
@@ -274,6 +277,8 @@ impl Fs {
         Ok(())
     }
 
+    /// Preallocation: nothing is reserved (blocks are allocated as bytes arrive), but a range
+    /// past the end grows the file by a hole, as the call promises.
     pub(crate) async fn fallocate(
         &self,
         h: &FileHandleState,
@@ -289,21 +294,7 @@ impl Fs {
         if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
             return Ok(());
         }
-        let len = {
-            let w = h.file.write.lock().await;
-            if w.writer.is_some() {
-                h.file.length.load(Ordering::Acquire)
-            } else {
-                self.status(h.file.ino).await?.length
-            }
-        };
-        if end > len {
-            // A hole made here would be a range that could only be written by overwriting it,
-            // which files do not support yet. EOPNOTSUPP makes glibc's posix_fallocate extend
-            // the file by writing, and fio carry on without preallocating.
-            return Err(Errno::EOPNOTSUPP);
-        }
-        Ok(())
+        self.truncate(&h.file, end, true).await
     }
 
     pub(crate) async fn open(&self, ino: u64, flags: OpenFlags) -> Reply<u64> {
@@ -312,24 +303,27 @@ impl Fs {
         let writable = !matches!(flags.acc_mode(), fuser::OpenAccMode::O_RDONLY);
         let (file, _) = self.open_file(ino, length, writable, None);
         let keep = reader.keep_open();
+        // Taken before a truncation, which bumps it: the reader, opened before, is then dropped.
+        let version = file.version.load(Ordering::Acquire);
         if writable && flags.0 & libc::O_TRUNC != 0 {
-            if let Err(e) = self.truncate(&file, 0).await {
+            if let Err(e) = self.truncate(&file, 0, false).await {
                 self.stop_writing(&file);
                 self.close_handle(&file);
                 return Err(e);
             }
         }
-        let version = file.version.load(Ordering::Acquire);
-        let stream = Stream {
+        // While this mount writes the file, the reader may miss writes not flushed yet: the
+        // first read opens one after flushing them.
+        let stream = (!file.writing.load(Ordering::Acquire)).then_some(Stream {
             reader,
             window: Window::at(0),
             version,
-        };
+        });
         Ok(self.new_fh(Open::File(Arc::new(FileHandleState {
             file,
             append: flags.0 & libc::O_APPEND != 0,
             writable,
-            stream: tokio::sync::Mutex::new(Some(stream)),
+            stream: tokio::sync::Mutex::new(stream),
             _keep: keep,
         }))))
     }
@@ -373,36 +367,15 @@ impl Fs {
     pub(crate) async fn write(&self, h: &FileHandleState, offset: u64, data: &[u8]) -> Reply<()> {
         let f = &h.file;
         let mut w = f.write.lock().await;
-        let len = match &w.writer {
-            Some(writer) => writer.len(),
-            None => self.writer(f, &mut w).await?.1,
-        };
+        let (writer, len) = self.writer(f, &mut w).await?;
         // O_APPEND writes go to the end whatever the kernel's idea of the size.
         let offset = if h.append { len } else { offset };
+        writer.write_at(offset, data).await.or_errno()?;
+        f.length.store(writer.len(), Ordering::Release);
         if offset < len {
-            tracing::warn!(
-                "write to inode {} at offset {offset} refused: the file is {len} bytes long and \
-                 dfs does not rewrite data (random writes are not supported)",
-                f.ino
-            );
-            return Err(Errno::EOPNOTSUPP);
-        }
-        if offset - len > CHUNK {
-            // A write far past the end (`cp` of a sparse file seeks over holes): the file
-            // grows by a hole, which stores nothing, and the write starts a block after it.
-            self.complete(f, &mut w).await?;
-            self.client
-                .truncate(&ipath(f.ino), offset)
-                .await
-                .or_errno()?;
+            // Bytes a read stream may hold changed.
             f.changed();
         }
-        let (writer, len) = self.writer(f, &mut w).await?;
-        // A short gap is cheaper written as zeros than as a hole and a new block.
-        append_zeros(writer, offset - len).await?;
-        writer.write(data).await.or_errno()?;
-        f.length
-            .store(offset + data.len() as u64, Ordering::Release);
         Ok(())
     }
 
@@ -570,15 +543,4 @@ pub(crate) struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<TimeOrNow>,
     pub mtime: Option<TimeOrNow>,
-}
-
-/// Appends `n` zero bytes (a short gap past the end made real).
-async fn append_zeros(writer: &mut FileWriter, mut n: u64) -> Reply<()> {
-    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        writer.write(&ZEROS[..k]).await.or_errno()?;
-        n -= k as u64;
-    }
-    Ok(())
 }

@@ -68,10 +68,21 @@ impl Hints {
 
     /// Whether `ino` surely has no attribute `name`.
     pub(crate) fn lacks(&self, ino: u64, name: &str) -> bool {
-        self.fresh(ino).is_some_and(|h| match name {
-            acl::ACCESS | acl::DEFAULT => !h.acl,
-            _ => !h.xattrs,
-        })
+        self.fresh(ino).is_some_and(|h| h.lacks(name))
+    }
+
+    /// Whether a fresh hint can come of a status at all (not with a zero attribute timeout).
+    fn useful(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+}
+
+impl Hint {
+    fn lacks(&self, name: &str) -> bool {
+        match name {
+            acl::ACCESS | acl::DEFAULT => !self.acl,
+            _ => !self.xattrs,
+        }
     }
 }
 
@@ -99,6 +110,15 @@ fn name_of(name: &OsStr) -> Reply<&str> {
 impl Fs {
     pub(crate) async fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Reply<Value> {
         let name = name_of(name)?;
+        if self.hints.useful() {
+            // The kernel asks for `security.capability` before every write: a status (which
+            // answers for the attribute timeout to come) costs what one getxattr does.
+            let st = self.status(ino).await?;
+            self.hints.note(&st);
+            if self.hints.lacks(ino, name) {
+                return Err(Errno::ENODATA);
+            }
+        }
         let path = ipath(ino);
         let value = match name {
             acl::ACCESS | acl::DEFAULT => {

@@ -88,17 +88,9 @@ impl From<&ImageEntry> for pb::ImageInode {
                 if !f.is_sequential() {
                     out.has_extents = true;
                     out.length = f.length();
-                    out.extents = f
-                        .extents()
-                        .iter()
-                        .map(|x| pb::ExtentRecord {
-                            offset: x.off,
-                            length: x.len,
-                            block_id: x.block.0,
-                            block_offset: x.block_off,
-                        })
-                        .collect();
+                    out.extents = f.extents().iter().map(pb::ExtentRecord::from).collect();
                 }
+                out.log_blocks = f.log_blocks().iter().map(|b| b.0).collect();
             }
             InodeKind::Symlink(t) => out.symlink = t.clone(),
             InodeKind::Special { rdev, .. } => out.rdev = *rdev,
@@ -123,21 +115,14 @@ impl TryFrom<pb::ImageInode> for ImageEntry {
                 let blocks = i.blocks.iter().map(Block::from).collect();
                 let f = FileMeta::sequential(i.replication, i.block_size, blocks, client);
                 let f = if i.has_extents {
-                    let extents = i
-                        .extents
-                        .iter()
-                        .map(|x| Extent {
-                            off: x.offset,
-                            len: x.length,
-                            block: BlockId(x.block_id),
-                            block_off: x.block_offset,
-                        })
-                        .collect();
+                    let extents = i.extents.iter().map(Extent::from).collect();
                     f.with_extents(extents, i.length)
                         .map_err(|e| bad(e.to_string()))?
                 } else {
                     f
                 };
+                let logs = i.log_blocks.iter().map(|b| BlockId(*b)).collect();
+                let f = f.with_log_blocks(logs).map_err(|e| bad(e.to_string()))?;
                 InodeKind::File(f)
             }
         };
@@ -349,9 +334,42 @@ mod tests {
             previous: None,
             block: b,
             mtime_ms: 9,
+            log: false,
         })
         .unwrap();
         create(&mut ns, "/g", false).unwrap();
+        // A file being rewritten: a log block with one extent placed.
+        let g = dfs_proto::path::DfsPath::parse("/g").unwrap();
+        let log = Block {
+            id: ns.next_block_id(),
+            gs: ns.gen_stamp(),
+            num_bytes: 0,
+        };
+        ns.apply(&Op::AddBlock {
+            path: g.clone(),
+            previous: None,
+            block: log,
+            mtime_ms: 9,
+            log: true,
+        })
+        .unwrap();
+        let extent = Extent {
+            off: 100,
+            len: 10,
+            block: log.id,
+            block_off: 0,
+        };
+        ns.apply(&Op::CommitExtents {
+            path: g,
+            block: Block {
+                num_bytes: 10,
+                ..log
+            },
+            extents: vec![extent],
+            length: 200,
+            mtime_ms: 10,
+        })
+        .unwrap();
         ns
     }
 

@@ -6,6 +6,7 @@ use dfs_proto::pb;
 
 use crate::acl::Acl;
 use crate::error::{Error, Result};
+use crate::namespace::Extent;
 use crate::types::{
     AdminState, Block, BlockId, Command, ContentSummary, DatanodeId, DatanodeInfo, FileStatus,
     FileType, FsckReport, GenStamp, LocatedBlock, LocatedBlocks, ReceivedDeleted, ReplicaReport,
@@ -168,6 +169,29 @@ pub fn file_type(t: i32) -> std::result::Result<FileType, String> {
         Ok(pb::FileType::BlockDevice) => FileType::BlockDevice,
         Err(_) => return Err(format!("unknown file type {t}")),
     })
+}
+
+impl From<&Extent> for pb::ExtentRecord {
+    fn from(x: &Extent) -> Self {
+        pb::ExtentRecord {
+            offset: x.off,
+            length: x.len,
+            block_id: x.block.0,
+            block_offset: x.block_off,
+        }
+    }
+}
+
+/// An extent of an edit record or an image (checked where it is applied).
+impl From<&pb::ExtentRecord> for Extent {
+    fn from(x: &pb::ExtentRecord) -> Self {
+        Extent {
+            off: x.offset,
+            len: x.length,
+            block: BlockId(x.block_id),
+            block_off: x.block_offset,
+        }
+    }
 }
 
 /// A stored ACL (edit log, image).

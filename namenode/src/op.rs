@@ -15,6 +15,7 @@ use dfs_proto::pb::edit_record::Op as PbOp;
 use crate::acl::Acl;
 use crate::convert;
 use crate::error::{Error, Result};
+use crate::namespace::Extent;
 use crate::types::{Block, BlockId, FileType, GenStamp, InodeId};
 
 /// A file that loses its last name while clients hold it open, and who holds it.
@@ -50,11 +51,22 @@ pub enum Op {
         overwrite: bool,
         orphans: Vec<Orphan>,
     },
-    /// Appends `block` to a file under construction, first recording `previous`'s final length.
+    /// Appends `block` to a file under construction, first recording `previous`'s final length;
+    /// with `log`, a log block (no extent until a commit places its bytes).
     AddBlock {
         path: DfsPath,
         previous: Option<Block>,
         block: Block,
+        mtime_ms: u64,
+        log: bool,
+    },
+    /// Lays `extents` of log block `block` (its new length and stamp) over the file's map and
+    /// sets its length; blocks left without an extent are given up.
+    CommitExtents {
+        path: DfsPath,
+        block: Block,
+        extents: Vec<Extent>,
+        length: u64,
         mtime_ms: u64,
     },
     /// New lengths and stamps for the file's blocks (the same blocks, or fewer at the end).
@@ -270,10 +282,25 @@ impl Op {
                 previous,
                 block,
                 mtime_ms,
+                log,
             } => PbOp::AddBlock(pb::OpAddBlock {
                 path: path.to_string(),
                 previous: previous.map(pb::BlockRecord::from),
                 block: Some(block.into()),
+                mtime_ms,
+                log,
+            }),
+            Op::CommitExtents {
+                path,
+                block,
+                extents,
+                length,
+                mtime_ms,
+            } => PbOp::CommitExtents(pb::OpCommitExtents {
+                path: path.to_string(),
+                block: Some(block.into()),
+                extents: extents.iter().map(pb::ExtentRecord::from).collect(),
+                length,
                 mtime_ms,
             }),
             Op::UpdateBlocks { path, blocks } => PbOp::UpdateBlocks(pb::OpUpdateBlocks {
@@ -499,6 +526,18 @@ impl Op {
                     .map(Block::from)
                     .ok_or_else(|| corrupt("add_block without a block".into()))?,
                 mtime_ms: o.mtime_ms,
+                log: o.log,
+            },
+            Some(PbOp::CommitExtents(o)) => Op::CommitExtents {
+                path: p(&o.path)?,
+                block: o
+                    .block
+                    .as_ref()
+                    .map(Block::from)
+                    .ok_or_else(|| corrupt("commit_extents without a block".into()))?,
+                extents: o.extents.iter().map(Extent::from).collect(),
+                length: o.length,
+                mtime_ms: o.mtime_ms,
             },
             Some(PbOp::UpdateBlocks(o)) => Op::UpdateBlocks {
                 path: p(&o.path)?,
@@ -665,11 +704,25 @@ mod tests {
                 previous: Some(b),
                 block: b,
                 mtime_ms: 9,
+                log: false,
             },
             Op::AddBlock {
                 path: p.clone(),
                 previous: None,
                 block: b,
+                mtime_ms: 9,
+                log: true,
+            },
+            Op::CommitExtents {
+                path: p.clone(),
+                block: b,
+                extents: vec![Extent {
+                    off: 4096,
+                    len: 512,
+                    block: b.id,
+                    block_off: 0,
+                }],
+                length: 1 << 20,
                 mtime_ms: 9,
             },
             Op::UpdateBlocks {
@@ -819,6 +872,7 @@ mod tests {
                 previous: None,
                 block: None,
                 mtime_ms: 0,
+                log: false,
             })),
         };
         assert!(matches!(Op::from_record(&no_block), Err(Error::Corrupt(_))));

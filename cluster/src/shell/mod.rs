@@ -268,6 +268,20 @@ impl Shell {
                     }
                 }
             }
+            Command::Truncate {
+                wait: _,
+                length,
+                paths,
+            } => {
+                for p in paths {
+                    let p = norm(&p);
+                    if self.client.stat(&p).await?.is_dir() {
+                        bail!("{p}: is a directory");
+                    }
+                    self.client.truncate(&p, length).await?;
+                    outln!("Truncated {p} to length: {length}");
+                }
+            }
             Command::Test(t) => return self.test(t).await,
             Command::Setrep { replication, paths } => {
                 for p in paths {

@@ -29,7 +29,7 @@ use crate::datanodes::Datanodes;
 use crate::editlog::EditLog;
 use crate::error::{Error, Result};
 use crate::lease::{Leases, Recovery, RECOVERY_HOLDER};
-use crate::namespace::{Applied, FileMeta, Namespace, Walk};
+use crate::namespace::{Applied, Extent, FileMeta, Namespace, Walk};
 use crate::op::Op;
 use crate::permission::{Checker, EXECUTE, READ, WRITE};
 use crate::placement::{choose_targets, Candidate};
@@ -57,6 +57,7 @@ mod xattrs;
 pub use links::MknodRequest;
 pub use nsops::{CreateRequest, MkdirsRequest, NewMode, SetTimesRequest};
 pub use read::LocationsRequest;
+pub use write::{BlockRequest, CommitRequest};
 pub use xattrs::AclChange;
 
 /// Default replication when a client asks for 0.

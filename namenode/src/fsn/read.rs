@@ -125,7 +125,8 @@ impl FsState {
             blocks,
             under_construction: f.under_construction(),
             last_block,
-            last_block_complete: !f.under_construction(),
+            // A log block never grows the file: only a file appended to has a visible length.
+            last_block_complete: !f.grows_with_last_block(),
             file_id: id.0,
             status: self.ns.status(id),
         })

@@ -240,15 +240,7 @@ impl Fx {
             .unwrap();
         let lb = self
             .st
-            .add_block(
-                &p(path),
-                "writer",
-                None,
-                &HashSet::new(),
-                0,
-                "127.0.0.1",
-                now,
-            )
+            .add_block(&block_req(&p(path), "writer", None), now)
             .unwrap();
         let b = Block {
             num_bytes: len,
@@ -276,6 +268,20 @@ impl Fx {
             .iter()
             .map(|d| d.id.uuid.clone())
             .collect()
+    }
+}
+
+/// An AddBlock request for `path` by `client`, excluding no DataNode, from a local client.
+fn block_req<'a>(path: &'a DfsPath, client: &'a str, previous: Option<Block>) -> BlockRequest<'a> {
+    static NONE: std::sync::LazyLock<HashSet<String>> = std::sync::LazyLock::new(HashSet::new);
+    BlockRequest {
+        path,
+        client,
+        previous,
+        exclude: &NONE,
+        file_id: 0,
+        client_host: "127.0.0.1",
+        log: false,
     }
 }
 
@@ -403,14 +409,14 @@ fn write_path_and_restart_state() {
         .unwrap();
     let b1 = fx
         .st
-        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "127.0.0.1", now)
+        .add_block(&block_req(&p("/f"), "w", None), now)
         .unwrap();
     assert_eq!(b1.locations.len(), 3);
     assert_eq!(b1.offset, 0);
     // A retried AddBlock gets the same block.
     let again = fx
         .st
-        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "127.0.0.1", now)
+        .add_block(&block_req(&p("/f"), "w", None), now)
         .unwrap();
     assert_eq!(again.block, b1.block);
     let full = Block {
@@ -419,35 +425,18 @@ fn write_path_and_restart_state() {
     };
     let b2 = fx
         .st
-        .add_block(
-            &p("/f"),
-            "w",
-            Some(full),
-            &HashSet::new(),
-            0,
-            "127.0.0.1",
-            now,
-        )
+        .add_block(&block_req(&p("/f"), "w", Some(full)), now)
         .unwrap();
     assert_eq!(b2.offset, 1024);
     assert_ne!(b2.block.id, b1.block.id);
     // The previous block must be the last one.
     assert!(fx
         .st
-        .add_block(
-            &p("/f"),
-            "w",
-            Some(full),
-            &HashSet::new(),
-            0,
-            "127.0.0.1",
-            now
-        )
+        .add_block(&block_req(&p("/f"), "w", Some(full)), now)
         .is_ok_and(|b| b.block == b2.block));
     // Without naming the block being written, its length would be lost: refused.
     assert!(matches!(
-        fx.st
-            .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "127.0.0.1", now),
+        fx.st.add_block(&block_req(&p("/f"), "w", None), now),
         Err(Error::InvalidArgument(_))
     ));
     let last = Block {
@@ -475,8 +464,13 @@ fn write_path_and_restart_state() {
     assert_eq!(lbs.blocks[0].locations.len(), 1);
     // Writing after close needs a lease.
     assert!(matches!(
-        fx.st
-            .add_block(&p("/f"), "w", Some(last), &HashSet::new(), 0, "", now),
+        fx.st.add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/f"), "w", Some(last))
+            },
+            now
+        ),
         Err(Error::LeaseExpired(_))
     ));
 }
@@ -509,7 +503,13 @@ fn no_datanodes_is_a_clear_error() {
         .unwrap();
     let e = fx
         .st
-        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/f"), "w", None)
+            },
+            now,
+        )
         .unwrap_err();
     assert!(matches!(e, Error::NoLiveDatanodes(_)), "{e}");
 }
@@ -532,7 +532,13 @@ fn a_full_cluster_is_out_of_space_not_out_of_datanodes() {
         .unwrap();
     let e = fx
         .st
-        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/f"), "w", None)
+            },
+            now,
+        )
         .unwrap_err();
     assert!(
         matches!(&e, Error::NoSpace(m) if m.starts_with("no space left")),
@@ -542,7 +548,18 @@ fn a_full_cluster_is_out_of_space_not_out_of_datanodes() {
     let excluded: HashSet<String> = ["d1".to_string()].into();
     let e = fx
         .st
-        .add_block(&p("/f"), "w", None, &excluded, 0, "", now)
+        .add_block(
+            &BlockRequest {
+                path: &p("/f"),
+                client: "w",
+                previous: None,
+                exclude: &excluded,
+                file_id: 0,
+                client_host: "",
+                log: false,
+            },
+            now,
+        )
         .unwrap_err();
     assert!(
         matches!(&e, Error::NoLiveDatanodes(m) if m.contains("1 of those excluded")),
@@ -562,7 +579,13 @@ fn lease_conflicts_and_soft_limit_recovery() {
         .unwrap();
     let lb = fx
         .st
-        .add_block(&p("/f"), "w1", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/f"), "w1", None)
+            },
+            now,
+        )
         .unwrap();
     let e = fx
         .st
@@ -577,8 +600,13 @@ fn lease_conflicts_and_soft_limit_recovery() {
         Err(Error::LeaseConflict(_))
     ));
     assert!(matches!(
-        fx.st
-            .add_block(&p("/f"), "w2", None, &HashSet::new(), 0, "", now),
+        fx.st.add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/f"), "w2", None)
+            },
+            now
+        ),
         Err(Error::LeaseConflict(_))
     ));
     // The replicas got some bytes (RBW).
@@ -657,7 +685,13 @@ fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
         )
         .unwrap();
     fx.st
-        .add_block(&p("/noreplica"), "gone", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/noreplica"), "gone", None)
+            },
+            now,
+        )
         .unwrap();
     fx.st.lease_tick(fx.at(50));
     assert!(
@@ -706,12 +740,10 @@ fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
         .unwrap();
     fx.st
         .add_block(
-            &p("/orphan"),
-            "gone",
-            None,
-            &HashSet::new(),
-            0,
-            "",
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/orphan"), "gone", None)
+            },
             fx.at(162),
         )
         .unwrap();
@@ -1009,7 +1041,13 @@ fn bad_block_reports_on_a_block_being_written_are_ignored() {
         .unwrap();
     let lb = fx
         .st
-        .add_block(&p("/open"), "w", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/open"), "w", None)
+            },
+            now,
+        )
         .unwrap();
     let b = Block {
         num_bytes: 10,
@@ -1145,7 +1183,13 @@ fn safe_mode_after_restart_until_reports() {
         st.create_(&root(), &p("/f"), 0, "w", false, false, 1, 0, now)
             .unwrap();
         let lb = st
-            .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+            .add_block(
+                &BlockRequest {
+                    client_host: "",
+                    ..block_req(&p("/f"), "w", None)
+                },
+                now,
+            )
             .unwrap();
         let b = Block {
             num_bytes: 5,
@@ -1234,7 +1278,13 @@ fn decommission_copies_then_retires() {
         .unwrap();
     let lb = fx
         .st
-        .add_block(&p("/g"), "w", None, &HashSet::new(), 0, "", fx.at(3))
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/g"), "w", None)
+            },
+            fx.at(3),
+        )
         .unwrap();
     assert_eq!(lb.locations.len(), 1);
     assert_eq!(lb.locations[0].id.uuid, other);
@@ -1279,12 +1329,10 @@ fn append_reopens_partial_last_block_with_new_stamp() {
     let lb = fx
         .st
         .add_block(
-            &p("/full"),
-            "w3",
-            Some(full),
-            &HashSet::new(),
-            0,
-            "",
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/full"), "w3", Some(full))
+            },
             fx.at(3),
         )
         .unwrap();
@@ -1302,7 +1350,13 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
         .unwrap();
     let lb = fx
         .st
-        .add_block(&p("/f"), "w", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/f"), "w", None)
+            },
+            now,
+        )
         .unwrap();
     let upd = fx.st.update_block_for_pipeline(lb.block, "w", now).unwrap();
     assert!(upd.block.gs > lb.block.gs);
@@ -1418,7 +1472,18 @@ fn rename_and_permissions_through_the_core() {
     fx.dn("d1", 1);
     let id = st.inode_id.0;
     fx.st
-        .add_block(&p("/home/alice/f"), "c", None, &HashSet::new(), id, "", now)
+        .add_block(
+            &BlockRequest {
+                path: &p("/home/alice/f"),
+                client: "c",
+                previous: None,
+                exclude: &HashSet::new(),
+                file_id: id,
+                client_host: "",
+                log: false,
+            },
+            now,
+        )
         .unwrap();
     // The superuser bypasses everything.
     fx.st
@@ -1479,7 +1544,13 @@ fn fsync_records_length_and_content_summary_counts_it() {
         .create_(&root(), &p("/d/f"), 0, "w", false, true, 1, 0, now)
         .unwrap();
     fx.st
-        .add_block(&p("/d/f"), "w", None, &HashSet::new(), 0, "", now)
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                ..block_req(&p("/d/f"), "w", None)
+            },
+            now,
+        )
         .unwrap();
     fx.st.fsync(&p("/d/f"), "w", 42, 0, now).unwrap();
     let s = fx.st.content_summary(&root(), &p("/d")).unwrap();
@@ -1546,4 +1617,77 @@ fn a_listing_limit_of_zero_still_pages_one_entry_at_a_time() {
     assert_eq!((page.len(), remaining, dir.children_num), (1, 1, 2));
     let (page, remaining, _) = fx.st.get_listing(&root(), &p("/"), "a", 5).unwrap();
     assert_eq!((page[0].name.as_str(), remaining), ("b", 0));
+}
+
+#[test]
+fn log_block_commits_rewrite_the_file_survive_a_restart_and_free_what_they_replace() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    let old = fx.write_file("/f", 1, 100);
+    let (reopened, _) = fx.st.append(&root(), &p("/f"), "w", fx.at(1)).unwrap();
+    // The writer rewrites: it ends the reopened block and asks for a log block.
+    let reopened = reopened.unwrap().block;
+    fx.received("d1", reopened);
+    let log = fx
+        .st
+        .add_block(
+            &BlockRequest {
+                client_host: "",
+                log: true,
+                ..block_req(&p("/f"), "w", Some(reopened))
+            },
+            fx.at(1),
+        )
+        .unwrap();
+    assert_eq!(log.offset, 100, "a log block maps nothing yet");
+    let ext = |off, len, block_off| Extent {
+        off,
+        len,
+        block: log.block.id,
+        block_off,
+    };
+    let commit = |fx: &mut Fx, client: &str, block: Block, extents: Vec<Extent>, length| {
+        let req = CommitRequest {
+            path: &p("/f"),
+            client,
+            file_id: 0,
+            block,
+            extents,
+            length,
+        };
+        fx.st.commit_extents(req, fx.at(2))
+    };
+    let acked = Block {
+        num_bytes: 150,
+        ..log.block
+    };
+    // Only the lease holder, only the log block being written, only at its current stamp.
+    assert!(commit(&mut fx, "other", acked, vec![ext(0, 10, 0)], 100).is_err());
+    assert!(commit(&mut fx, "w", reopened, vec![ext(0, 10, 0)], 100).is_err());
+    let stale = Block {
+        gs: GenStamp(acked.gs.0 - 1),
+        ..acked
+    };
+    assert!(commit(&mut fx, "w", stale, vec![ext(0, 10, 0)], 100).is_err());
+    // Bytes 0..100 rewritten (the whole of the old block) and 50 more past the end.
+    commit(&mut fx, "w", acked, vec![ext(0, 150, 0)], 150).unwrap();
+    let st = fx.st.get_file_info(&root(), &p("/f")).unwrap().unwrap();
+    assert_eq!(st.length, 150);
+    assert!(
+        fx.holders(old).is_empty(),
+        "the replaced block is given up and its replica deleted"
+    );
+    fx.restart();
+    let lbs = fx
+        .st
+        .locations_(&root(), &p("/f"), 0, u64::MAX, "", fx.at(3))
+        .unwrap();
+    assert_eq!(lbs.file_length, 150);
+    assert_eq!(
+        lbs.blocks
+            .iter()
+            .map(|b| (b.block.id, b.offset, b.block_offset, b.length))
+            .collect::<Vec<_>>(),
+        [(log.block.id, 0, 0, 150)]
+    );
 }

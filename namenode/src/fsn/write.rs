@@ -6,6 +6,34 @@ use dfs_proto::path::DfsPath;
 
 use super::*;
 
+/// What AddBlock asks.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRequest<'a> {
+    pub path: &'a DfsPath,
+    pub client: &'a str,
+    /// The block just finished, with its final length.
+    pub previous: Option<Block>,
+    /// DataNodes the client could not reach.
+    pub exclude: &'a HashSet<String>,
+    /// The inode the writer writes (0: by path).
+    pub file_id: u64,
+    pub client_host: &'a str,
+    /// A log block (see ARCHITECTURE.md, "Writing anywhere").
+    pub log: bool,
+}
+
+/// What CommitExtents asks.
+#[derive(Debug, Clone)]
+pub struct CommitRequest<'a> {
+    pub path: &'a DfsPath,
+    pub client: &'a str,
+    pub file_id: u64,
+    /// The file's log block under construction, at the length every replica acknowledged.
+    pub block: Block,
+    pub extents: Vec<Extent>,
+    pub length: u64,
+}
+
 impl FsState {
     /// Refuses to let `client` take over a file under construction by someone else. When the
     /// holder's soft limit has passed, recovery starts and the caller is told to retry.
@@ -66,7 +94,7 @@ impl FsState {
             self.drop_privileges(id, now)?;
         }
         let mut last_block = None;
-        if let Some(last) = reopenable(&f) {
+        if let Some((last, tail)) = reopenable(&f) {
             // The replicas that hold the current bytes, judged before the stamp moves.
             let holders: Vec<String> = self
                 .blocks
@@ -87,12 +115,12 @@ impl FsState {
             self.uc_targets.insert(last.id, holders.clone());
             last_block = Some(LocatedBlock {
                 block: reopened,
-                offset: f.length() - last.num_bytes,
+                offset: tail.off,
                 locations: self.infos(&holders, now.at),
                 corrupt: false,
                 under_construction: true,
-                block_offset: 0,
-                length: last.num_bytes,
+                block_offset: tail.block_off,
+                length: tail.len,
             });
         }
         let st = self
@@ -102,17 +130,16 @@ impl FsState {
         Ok((last_block, st))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_block(
-        &mut self,
-        path: &DfsPath,
-        client: &str,
-        previous: Option<Block>,
-        exclude: &HashSet<String>,
-        file_id: u64,
-        client_host: &str,
-        now: Now,
-    ) -> Result<LocatedBlock> {
+    pub fn add_block(&mut self, req: &BlockRequest, now: Now) -> Result<LocatedBlock> {
+        let BlockRequest {
+            path,
+            client,
+            previous,
+            exclude,
+            file_id,
+            client_host,
+            log,
+        } = *req;
         self.check_writable("allocate blocks")?;
         let (id, path) = self.resolve_file(path, file_id)?;
         self.check_holder(id, &path, client)?;
@@ -136,7 +163,7 @@ impl FsState {
             // Only a reopened file whose last block was not reopened (full, or cut by a
             // truncation) may start a block without naming the previous one; otherwise the
             // previous block's final length would be lost.
-            if reopenable(&f).is_some_and(|b| b.id == last.id) {
+            if reopenable(&f).is_some_and(|(b, _)| b.id == last.id) {
                 return Err(inval(format!(
                     "AddBlock for {path} must name the previous block {}: it is still being written",
                     last.id
@@ -187,6 +214,7 @@ impl FsState {
             previous: final_prev,
             block,
             mtime_ms: now.ms,
+            log,
         })?;
         let offset = self.file(id, &path)?.length();
         self.uc_targets.insert(block.id, targets.clone());
@@ -301,6 +329,49 @@ impl FsState {
             self.uc_targets.remove(&b);
         }
         Ok(true)
+    }
+
+    /// Lays a writer's extents over its file's map (ARCHITECTURE.md, "Writing anywhere").
+    /// Lays a writer's extents over the file; returns the file ranges its writer should copy to
+    /// compact the file ([`FileMeta::compaction`]).
+    pub fn commit_extents(&mut self, req: CommitRequest, now: Now) -> Result<Vec<(u64, u64)>> {
+        self.check_writable("commit writes")?;
+        let (id, path) = self.resolve_file(req.path, req.file_id)?;
+        self.check_holder(id, &path, req.client)?;
+        self.leases.renew(req.client, now.at);
+        let f = self.file(id, &path)?;
+        let b = req.block;
+        match f.blocks.last() {
+            Some(last) if last.id == b.id && f.is_log_block(b.id) => {
+                if b.gs != last.gs {
+                    return Err(inval(format!(
+                        "{} has generation stamp {} but the NameNode has {}",
+                        b.id, b.gs.0, last.gs.0
+                    )));
+                }
+                if b.num_bytes > f.block_size {
+                    return Err(inval(format!("{} is longer than the block size", b.id)));
+                }
+            }
+            _ => {
+                return Err(inval(format!(
+                    "{} is not the log block {path} is being written to",
+                    b.id
+                )))
+            }
+        }
+        if req.extents.is_empty() && req.length == f.length() {
+            // Nothing placed (the block's length matters only through extents).
+            return Ok(f.compaction(b.id));
+        }
+        self.log(Op::CommitExtents {
+            path: path.clone(),
+            block: b,
+            extents: req.extents,
+            length: req.length,
+            mtime_ms: now.ms,
+        })?;
+        Ok(self.file(id, &path)?.compaction(b.id))
     }
 
     pub fn fsync(
@@ -468,9 +539,10 @@ impl FsState {
 
 /// The last block of `f` if appending continues in it: not full, and the file ends with all of
 /// it (a truncation may have cut it; appending then starts a new block).
-fn reopenable(f: &FileMeta) -> Option<Block> {
-    f.blocks
-        .last()
-        .copied()
-        .filter(|b| b.num_bytes < f.block_size && f.ends_with_block(b.id))
+/// The last block, when appending continues it: it is not full and the file's tail extent (the
+/// file's last bytes, up to the block's end) lies in it.
+fn reopenable(f: &FileMeta) -> Option<(Block, Extent)> {
+    let last = f.blocks.last().copied()?;
+    let tail = f.tail_extent().filter(|e| e.block == last.id)?;
+    (last.num_bytes < f.block_size).then_some((last, tail))
 }

@@ -107,6 +107,7 @@ impl Namespace {
                 previous,
                 block,
                 mtime_ms,
+                log,
             } => {
                 let id = self.resolve(path)?;
                 if self.block_index.contains_key(&block.id) {
@@ -131,7 +132,11 @@ impl Namespace {
                         }
                     }
                 }
-                f.push_block(*block);
+                if *log {
+                    f.push_log_block(*block);
+                } else {
+                    f.push_block(*block);
+                }
                 self.block_index.insert(block.id, id);
                 self.next_block_id = self.next_block_id.max(next_block);
                 self.gen_stamp = self
@@ -144,6 +149,21 @@ impl Namespace {
                 let id = self.resolve(path)?;
                 self.set_blocks(id, path, blocks, &mut applied)?;
             }
+            Op::CommitExtents {
+                path,
+                block,
+                extents,
+                length,
+                mtime_ms,
+            } => {
+                let id = self.resolve(path)?;
+                let gone = self
+                    .file_uc_mut(id, path)?
+                    .commit(*block, extents, *length)?;
+                self.drop_blocks(gone, &mut applied);
+                self.gen_stamp = self.gen_stamp.max(block.gs.0);
+                self.touch(id, *mtime_ms);
+            }
             Op::Close {
                 path,
                 blocks,
@@ -152,7 +172,8 @@ impl Namespace {
                 let id = self.resolve(path)?;
                 self.file_mut(id, path)?;
                 self.set_blocks(id, path, blocks, &mut applied)?;
-                self.file_mut(id, path)?.client = None;
+                let gone = self.file_mut(id, path)?.close();
+                self.drop_blocks(gone, &mut applied);
                 // 0: nothing was written since the file was opened; its times stay.
                 if *mtime_ms != 0 {
                     self.touch(id, *mtime_ms);
@@ -294,10 +315,7 @@ impl Namespace {
             } => {
                 let id = self.resolve(path)?;
                 let gone = self.file_mut(id, path)?.truncate(*new_length);
-                for b in gone {
-                    self.block_index.remove(&b.id);
-                    applied.removed_blocks.push(b);
-                }
+                self.drop_blocks(gone, &mut applied);
                 self.touch(id, *mtime_ms);
             }
             Op::ReassignLease { path, new_holder } => {
@@ -442,15 +460,20 @@ impl Namespace {
             id_after(b.id.0, "block id")?;
         }
         let dropped = self.file_mut(id, path)?.update_blocks(blocks)?;
-        for b in dropped {
-            self.block_index.remove(&b.id);
-            applied.removed_blocks.push(b);
-        }
+        self.drop_blocks(dropped, applied);
         for b in blocks {
             self.next_block_id = self.next_block_id.max(b.id.0.saturating_add(1));
             self.gen_stamp = self.gen_stamp.max(b.gs.0);
         }
         Ok(())
+    }
+
+    /// Forgets blocks a file gave up; they are deleted from the DataNodes.
+    fn drop_blocks(&mut self, gone: Vec<Block>, applied: &mut Applied) {
+        for b in gone {
+            self.block_index.remove(&b.id);
+            applied.removed_blocks.push(b);
+        }
     }
 
     /// Removes the entry `name` of `parent`: a directory with everything below it, a

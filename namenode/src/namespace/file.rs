@@ -10,6 +10,10 @@
 //! The *tail* extent is the last one when it ends at the end of the file and at the end of its
 //! block: it grows and shrinks with that block (appends, pipeline recovery, lease recovery), as
 //! an HDFS file's last block does.
+//!
+//! A *log block* (allocated by a writer that rewrites the file) never has a tail while the file
+//! is being written: its bytes are placed only by [`FileMeta::commit`], which lays extents over
+//! the map. See ARCHITECTURE.md, "Writing anywhere".
 
 use crate::error::{Error, Result};
 use crate::types::{Block, BlockId};
@@ -27,6 +31,59 @@ impl Extent {
     pub fn end(&self) -> u64 {
         self.off + self.len
     }
+
+    /// The part of the extent holding file bytes `[from, to)` (within it).
+    fn slice(&self, from: u64, to: u64) -> Extent {
+        Extent {
+            off: from,
+            len: to - from,
+            block: self.block,
+            block_off: self.block_off + (from - self.off),
+        }
+    }
+
+    /// Whether `next` continues this extent, in the file and in the same block.
+    fn continued_by(&self, next: &Extent) -> bool {
+        self.end() == next.off
+            && self.block == next.block
+            && self.block_off + self.len == next.block_off
+    }
+}
+
+/// Pushes `e`, merged into the last extent when it continues it.
+fn push_merged(out: &mut Vec<Extent>, e: Extent) {
+    match out.last_mut() {
+        Some(last) if last.continued_by(&e) => last.len += e.len,
+        _ => out.push(e),
+    }
+}
+
+/// `new` (sorted, disjoint) laid over `old` (sorted, disjoint): each byte maps where its `new`
+/// extent says, else where its `old` one did. Linear in both.
+fn overlay(old: &[Extent], new: &[Extent]) -> Vec<Extent> {
+    let mut out = Vec::with_capacity(old.len() + 2 * new.len());
+    let mut rest = old.iter().copied();
+    let mut front = rest.next();
+    for n in new {
+        while let Some(o) = front {
+            if o.off >= n.end() {
+                break;
+            }
+            if o.off < n.off {
+                push_merged(&mut out, o.slice(o.off, o.end().min(n.off)));
+            }
+            if o.end() > n.end() {
+                front = Some(o.slice(n.end(), o.end()));
+                break;
+            }
+            front = rest.next();
+        }
+        push_merged(&mut out, *n);
+    }
+    for o in front.into_iter().chain(rest) {
+        push_merged(&mut out, o);
+    }
+    out
 }
 
 /// A regular file's metadata.
@@ -40,6 +97,9 @@ pub struct FileMeta {
     length: u64,
     /// `Some(lease holder)` while the file is under construction.
     pub client: Option<String>,
+    /// The blocks allocated as log blocks while the file is under construction (closing clears
+    /// them: then no block can grow any more).
+    log_blocks: Vec<BlockId>,
 }
 
 impl FileMeta {
@@ -52,6 +112,7 @@ impl FileMeta {
             extents: Vec::new(),
             length: 0,
             client,
+            log_blocks: Vec::new(),
         }
     }
 
@@ -105,6 +166,38 @@ impl FileMeta {
         Ok(self)
     }
 
+    /// Marks blocks of an image's file as log blocks.
+    pub fn with_log_blocks(mut self, ids: Vec<BlockId>) -> Result<FileMeta> {
+        if let Some(id) = ids
+            .iter()
+            .find(|id| !self.blocks.iter().any(|b| b.id == **id))
+        {
+            return Err(Error::Corrupt(format!(
+                "log block {id} is not a block of the file"
+            )));
+        }
+        self.log_blocks = ids;
+        Ok(self)
+    }
+
+    /// The log blocks (see the module docs).
+    pub fn log_blocks(&self) -> &[BlockId] {
+        &self.log_blocks
+    }
+
+    pub fn is_log_block(&self, id: BlockId) -> bool {
+        self.log_blocks.contains(&id)
+    }
+
+    /// Whether the file grows with the length of its last block (appended to, not a log).
+    pub fn grows_with_last_block(&self) -> bool {
+        self.under_construction()
+            && self
+                .blocks
+                .last()
+                .is_some_and(|b| !self.is_log_block(b.id) && self.ends_with_block(b.id))
+    }
+
     pub fn length(&self) -> u64 {
         self.length
     }
@@ -153,11 +246,16 @@ impl FileMeta {
     fn tail(&self) -> Option<usize> {
         let e = self.extents.last()?;
         let b = self.blocks.iter().find(|b| b.id == e.block)?;
-        (e.end() == self.length && e.block_off + e.len == b.num_bytes)
+        (e.end() == self.length && e.block_off + e.len == b.num_bytes && !self.is_log_block(b.id))
             .then(|| self.extents.len() - 1)
     }
 
     /// Whether the file ends with the whole tail of block `id`, so appending may continue in it.
+    /// The tail extent, which grows with its block (see the module docs).
+    pub fn tail_extent(&self) -> Option<Extent> {
+        self.tail().map(|t| self.extents[t])
+    }
+
     pub fn ends_with_block(&self, id: BlockId) -> bool {
         self.tail().is_some_and(|t| self.extents[t].block == id)
     }
@@ -174,11 +272,121 @@ impl FileMeta {
         self.length += b.num_bytes;
     }
 
+    /// Appends `b` as a log block: owned, but holding no file byte until a commit places some.
+    pub(super) fn push_log_block(&mut self, b: Block) {
+        self.blocks.push(b);
+        self.log_blocks.push(b.id);
+    }
+
+    /// Lays `extents` (sorted, disjoint, all in log block `block`, whose new length and stamp
+    /// `block` gives) over the file's map, and sets its length. Returns the blocks no extent
+    /// refers to any more, which the file gives up.
+    pub(super) fn commit(
+        &mut self,
+        block: Block,
+        extents: &[Extent],
+        length: u64,
+    ) -> Result<Vec<Block>> {
+        let inval = |m: String| Err(Error::InvalidArgument(m));
+        let Some(idx) = self.blocks.iter().position(|b| b.id == block.id) else {
+            return inval(format!("{} is not a block of the file", block.id));
+        };
+        if !self.is_log_block(block.id) {
+            return inval(format!("{} is not a log block", block.id));
+        }
+        if length < self.length {
+            return inval(format!(
+                "a commit may not shorten the file ({} to {length})",
+                self.length
+            ));
+        }
+        let mut end = 0;
+        for e in extents {
+            let bend = e.block_off.checked_add(e.len);
+            if e.block != block.id || e.len == 0 || bend.is_none_or(|b| b > block.num_bytes) {
+                return inval(format!(
+                    "extent at {} is empty or not in the {} bytes of {}",
+                    e.off, block.num_bytes, block.id
+                ));
+            }
+            if e.off < end || e.off.checked_add(e.len).is_none_or(|x| x > length) {
+                return inval(format!(
+                    "extent at {} overlaps, is out of order or past the length {length}",
+                    e.off
+                ));
+            }
+            end = e.end();
+        }
+        self.blocks[idx] = block;
+        if let (Some(first), Some(last)) = (extents.first(), extents.last()) {
+            // Only the extents overlapping the new ones change.
+            let lo = self.extents.partition_point(|e| e.end() <= first.off);
+            let hi = self.extents.partition_point(|e| e.off < last.end());
+            let laid = overlay(&self.extents[lo..hi], extents);
+            self.extents.splice(lo..hi, laid);
+        }
+        self.length = length;
+        Ok(self.drop_unreferenced())
+    }
+
+    /// Compaction's next step: when the file stores more than twice its length plus a block, the
+    /// file ranges (offset, length) still mapped to the block other than `current` with the
+    /// fewest live bytes (less than half of it, then); else nothing.
+    pub fn compaction(&self, current: BlockId) -> Vec<(u64, u64)> {
+        let stored: u64 = self.blocks.iter().map(|b| b.num_bytes).sum();
+        if stored <= 2 * self.length + self.block_size {
+            return Vec::new();
+        }
+        let mut live: std::collections::HashMap<BlockId, u64> = std::collections::HashMap::new();
+        for e in &self.extents {
+            *live.entry(e.block).or_default() += e.len;
+        }
+        let victim = self
+            .blocks
+            .iter()
+            .filter(|b| b.id != current)
+            .min_by_key(|b| live.get(&b.id).copied().unwrap_or(0));
+        let Some(victim) = victim else {
+            return Vec::new();
+        };
+        self.extents
+            .iter()
+            .filter(|e| e.block == victim.id)
+            .map(|e| (e.off, e.len))
+            .collect()
+    }
+
+    /// Closing: no block grows any more, and those without an extent are given up.
+    pub(super) fn close(&mut self) -> Vec<Block> {
+        self.client = None;
+        self.log_blocks.clear();
+        self.drop_unreferenced()
+    }
+
+    /// Gives up the blocks no extent refers to, but a block being written.
+    fn drop_unreferenced(&mut self) -> Vec<Block> {
+        let referenced: std::collections::HashSet<BlockId> =
+            self.extents.iter().map(|e| e.block).collect();
+        let writing = self
+            .blocks
+            .last()
+            .filter(|_| self.under_construction())
+            .map(|b| b.id);
+        let (kept, gone): (Vec<Block>, Vec<Block>) = std::mem::take(&mut self.blocks)
+            .into_iter()
+            .partition(|b| referenced.contains(&b.id) || Some(b.id) == writing);
+        self.blocks = kept;
+        self.log_blocks
+            .retain(|id| !gone.iter().any(|b| b.id == *id));
+        gone
+    }
+
     /// Drops the last block and the extents in it (AbandonBlock); a tail it was shrinks the file.
     pub(super) fn pop_block(&mut self) -> Option<Block> {
         let tail = self.tail_of(self.blocks.last()?.id);
         let b = self.blocks.pop()?;
         self.extents.retain(|e| e.block != b.id);
+        self.log_blocks.retain(|id| *id != b.id);
         if let Some(start) = tail {
             self.length = start;
         }
@@ -240,11 +448,7 @@ impl FileMeta {
             e.len = e.len.min(len - e.off);
         }
         self.length = len;
-        let (kept, gone): (Vec<Block>, Vec<Block>) = std::mem::take(&mut self.blocks)
-            .into_iter()
-            .partition(|b| self.extents.iter().any(|e| e.block == b.id));
-        self.blocks = kept;
-        gone
+        self.drop_unreferenced()
     }
 }
 
@@ -273,6 +477,7 @@ mod tests {
         assert!(f.is_sequential());
         assert!(f.ends_with_block(BlockId(2)));
         assert_eq!(f.block_start(BlockId(2)), Some(100));
+        assert!(f.close().is_empty());
         // Cut inside block 2: its bytes stay on the DataNodes, the file stops at 120.
         assert!(f.truncate(120).is_empty());
         assert_eq!(f.length(), 120);
@@ -316,6 +521,125 @@ mod tests {
         f.update_blocks(&[b(1, 100), b(3, 60)]).unwrap();
         f.update_blocks(&[b(1, 100), b(3, 20)]).unwrap();
         assert_eq!(f.length(), 120);
+    }
+
+    fn x(off: u64, len: u64, block: u64, block_off: u64) -> Extent {
+        Extent {
+            off,
+            len,
+            block: BlockId(block),
+            block_off,
+        }
+    }
+
+    #[test]
+    fn new_extents_replace_exactly_the_bytes_they_cover() {
+        let old = [x(0, 100, 1, 0), x(100, 50, 2, 0), x(200, 10, 3, 5)];
+        let new = [x(10, 10, 9, 0), x(95, 10, 9, 10), x(150, 55, 9, 20)];
+        assert_eq!(
+            overlay(&old, &new),
+            vec![
+                x(0, 10, 1, 0),
+                x(10, 10, 9, 0),
+                x(20, 75, 1, 20),
+                x(95, 10, 9, 10),
+                x(105, 45, 2, 5),
+                x(150, 55, 9, 20),
+                x(205, 5, 3, 10),
+            ]
+        );
+        // Writes that continue each other, in the file and the block, merge.
+        assert_eq!(
+            overlay(&[x(0, 10, 9, 0)], &[x(10, 10, 9, 10)]),
+            vec![x(0, 20, 9, 0)]
+        );
+        assert_eq!(overlay(&old, &[x(0, 300, 9, 0)]), vec![x(0, 300, 9, 0)]);
+    }
+
+    #[test]
+    fn commits_place_log_bytes_and_free_what_nothing_refers_to() {
+        let mut f = FileMeta::sequential(3, 100, vec![b(1, 100), b(2, 100)], Some("c".into()));
+        f.push_log_block(b(3, 0));
+        assert_eq!(f.length(), 200, "a log block adds no byte by itself");
+        assert!(!f.grows_with_last_block());
+        let gone = f
+            .commit(b(3, 30), &[x(0, 10, 3, 0), x(95, 20, 3, 10)], 200)
+            .unwrap();
+        assert!(gone.is_empty());
+        assert_eq!(f.extents()[..2], [x(0, 10, 3, 0), x(10, 85, 1, 10)]);
+        // Pipeline or lease recovery reports more bytes: the log block's extents stay.
+        f.update_blocks(&[b(1, 100), b(2, 100), b(3, 90)]).unwrap();
+        assert_eq!(f.length(), 200);
+        assert_eq!(f.extents().len(), 4);
+        // Rewriting all of block 1 frees it; writing past the end leaves a hole before.
+        let gone = f
+            .commit(b(3, 90), &[x(10, 60, 3, 30), x(250, 10, 3, 0)], 260)
+            .unwrap();
+        assert!(gone.is_empty(), "bytes 70..95 still in block 1");
+        let gone = f.commit(b(3, 90), &[x(70, 25, 3, 30)], 260).unwrap();
+        assert_eq!(gone, vec![b(1, 100)]);
+        assert_eq!(f.length(), 260);
+        assert!(!f.is_sequential());
+        // A log block with nothing placed in it goes at the close.
+        f.push_log_block(b(4, 0));
+        f.update_blocks(&[b(2, 100), b(3, 90), b(4, 50)]).unwrap();
+        assert_eq!(f.close(), vec![b(4, 50)]);
+        assert!(f.log_blocks().is_empty() && !f.under_construction());
+    }
+
+    #[test]
+    fn compaction_names_the_least_live_block_once_garbage_passes_the_file_twice() {
+        let mut f = FileMeta::sequential(3, 100, vec![b(1, 100)], Some("c".into()));
+        // Rewrites leave a little of every block live: 275 bytes stored for 100.
+        f.push_log_block(b(2, 0));
+        f.commit(b(2, 90), &[x(0, 90, 2, 0)], 100).unwrap();
+        f.push_log_block(b(3, 0));
+        f.commit(b(3, 85), &[x(0, 80, 3, 0), x(90, 5, 3, 80)], 100)
+            .unwrap();
+        assert!(
+            f.compaction(BlockId(3)).is_empty(),
+            "not past 2 × 100 + 100"
+        );
+        f.push_log_block(b(4, 0));
+        f.commit(b(4, 75), &[x(0, 75, 4, 0)], 100).unwrap();
+        // 350 stored: block 1 has 5 live bytes, fewer than any other.
+        assert_eq!(f.compaction(BlockId(4)), vec![(95, 5)]);
+        let gone = f.commit(b(4, 80), &[x(95, 5, 4, 75)], 100).unwrap();
+        assert_eq!(gone, vec![b(1, 100)]);
+        assert!(f.compaction(BlockId(4)).is_empty());
+    }
+
+    #[test]
+    fn bad_commits_are_refused_and_change_nothing() {
+        let mut f = FileMeta::sequential(3, 100, vec![b(1, 100)], Some("c".into()));
+        f.push_log_block(b(2, 0));
+        let before = f.clone();
+        for (block, extents, len) in [
+            (b(1, 100), vec![x(0, 10, 1, 0)], 100), // not a log block
+            (b(2, 10), vec![x(0, 20, 2, 0)], 100),  // past the acknowledged bytes
+            (b(2, 10), vec![x(0, 5, 3, 0)], 100),   // in another block
+            (b(2, 30), vec![x(20, 5, 2, 0), x(10, 5, 2, 5)], 100), // out of order
+            (b(2, 10), vec![x(0, 5, 2, 0)], 50),    // shortens the file
+            (b(2, 10), vec![x(98, 5, 2, 0)], 100),  // past the length
+            (b(2, 10), vec![x(0, 0, 2, 0)], 100),   // empty
+        ] {
+            assert!(f.commit(block, &extents, len).is_err(), "{extents:?}");
+            assert_eq!(f, before);
+        }
+    }
+
+    #[test]
+    fn a_closed_file_whose_last_write_ended_it_appends_in_its_log_block() {
+        let mut f = FileMeta::sequential(3, 100, vec![b(1, 40)], Some("c".into()));
+        f.push_log_block(b(2, 0));
+        f.commit(b(2, 20), &[x(0, 10, 2, 0), x(40, 10, 2, 10)], 50)
+            .unwrap();
+        assert!(
+            !f.ends_with_block(BlockId(2)),
+            "no tail while being written"
+        );
+        f.close();
+        assert!(f.ends_with_block(BlockId(2)));
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub(crate) fn add_block(ns: &mut Namespace, path: &str, len: u64) -> Block {
         previous: None,
         block: b,
         mtime_ms: 30,
+        log: false,
     })
     .unwrap();
     b
@@ -104,6 +105,7 @@ fn blocks_and_counters() {
         previous: Some(fin),
         block: b2,
         mtime_ms: 1,
+        log: false,
     })
     .unwrap();
     let id = ns.resolve(&p("/f")).unwrap();
@@ -140,6 +142,7 @@ fn blocks_and_counters() {
                 num_bytes: 0
             },
             mtime_ms: 3,
+            log: false,
         })
         .is_err());
 }
@@ -364,6 +367,7 @@ fn replayed_ids_without_a_successor_are_refused() {
                 num_bytes: 0,
             },
             mtime_ms: 1,
+            log: false,
         })
         .unwrap_err();
     assert!(matches!(e, Error::Corrupt(_)), "{e}");
@@ -842,6 +846,7 @@ fn truncation_cuts_extents_and_frees_unreferenced_blocks() {
             previous: Some(b1),
             block: b2,
             mtime_ms: 31,
+            log: false,
         },
     );
     let b2 = Block {

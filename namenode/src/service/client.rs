@@ -11,10 +11,10 @@ use super::*;
 use crate::acl::AclEntry;
 use crate::convert;
 use crate::fsn::{
-    AclChange, CreateRequest, LocationsRequest, MkdirsRequest, MknodRequest, NewMode,
-    SetTimesRequest,
+    AclChange, BlockRequest, CommitRequest, CreateRequest, LocationsRequest, MkdirsRequest,
+    MknodRequest, NewMode, SetTimesRequest,
 };
-use crate::namespace::XAttr;
+use crate::namespace::{Extent, XAttr};
 use crate::types::InodeId;
 
 #[tonic::async_trait]
@@ -81,12 +81,15 @@ impl ClientProtocol for Service {
         let b = self
             .exec(|st| {
                 st.add_block(
-                    &p,
-                    &r.client_name,
-                    previous,
-                    &exclude,
-                    r.file_id,
-                    &host,
+                    &BlockRequest {
+                        path: &p,
+                        client: &r.client_name,
+                        previous,
+                        exclude: &exclude,
+                        file_id: r.file_id,
+                        client_host: &host,
+                        log: r.log,
+                    },
                     Now::current(),
                 )
             })
@@ -131,6 +134,50 @@ impl ClientProtocol for Service {
                 return Ok(Response::new(pb::CompleteResponse { completed }));
             }
         }
+    }
+
+    async fn commit_extents(
+        &self,
+        req: Request<pb::CommitExtentsRequest>,
+    ) -> Rpc<pb::CommitExtentsResponse> {
+        let r = req.into_inner();
+        let p = path(&r.path)?;
+        let block = r
+            .block
+            .as_ref()
+            .map(Block::from)
+            .ok_or_else(|| to_status(Error::InvalidArgument("no block to commit".into())))?;
+        let extents = r
+            .extents
+            .iter()
+            .map(|e| Extent {
+                off: e.offset,
+                len: e.length,
+                block: block.id,
+                block_off: e.block_offset,
+            })
+            .collect();
+        let req = CommitRequest {
+            path: &p,
+            client: &r.client_name,
+            file_id: r.file_id,
+            block,
+            extents,
+            length: r.length,
+        };
+        let compact = self
+            .exec(|st| st.commit_extents(req, Now::current()))
+            .await?;
+        Ok(Response::new(pb::CommitExtentsResponse {
+            compact: compact
+                .into_iter()
+                .map(|(offset, length)| pb::FileExtent {
+                    offset,
+                    length,
+                    block_offset: 0,
+                })
+                .collect(),
+        }))
     }
 
     async fn fsync(&self, req: Request<pb::FsyncRequest>) -> Rpc<pb::FsyncResponse> {

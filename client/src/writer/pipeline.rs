@@ -1,31 +1,13 @@
-//! Writing a file: bytes are cut into packets of up to 64 KiB (ending on 64 KiB boundaries of the
-//! block, so packets stay chunk-aligned after an unaligned `hflush`), each with its CRC32Cs, and
-//! streamed down a pipeline of DataNodes without waiting for acks; an ack task reads the
-//! pipeline's acks in order. At most `max_packets_in_flight` packets are unacknowledged, and they
-//! are kept until acked so that a broken pipeline can be rebuilt and the packets resent.
-//!
-//! A block ends with an empty `last_packet`; the writer waits for its ack (the replicas are then
-//! finalized on disk) before asking the NameNode for the next block.
-//!
-//! Pipeline recovery: when a DataNode of the pipeline fails (an ack names it, or the connection to
-//! the first one breaks), the writer drops it, asks the NameNode for a new generation stamp (so the
-//! dropped replica is recognizably stale), reconnects the survivors with stage RECOVERY at the
-//! acknowledged length, records the new pipeline with the NameNode, and resends every unacknowledged
-//! packet. The caller sees an error only when no DataNode is left. When the NameNode has a
-//! replacement DataNode, a survivor first copies the acknowledged bytes to it and it joins the
-//! rebuilt pipeline, so the block keeps its replication; otherwise the NameNode re-replicates the
-//! block once it is complete.
-//!
-//! Keep-alive: a pipeline with nothing to send for half the socket timeout gets an empty packet
-//! (as HDFS's heartbeat packets), so DataNodes do not time out a writer that is merely idle.
+//! One block's write pipeline: packets of up to 64 KiB streamed to the first DataNode without
+//! waiting for acks, an ack task reading the pipeline's acks in order, a keep-alive task, and
+//! recovery of a broken pipeline (see the writer's module docs).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use dfs_proto::frame::read_frame;
-use dfs_proto::packet::{write_packet, Packet, PACKET_SIZE};
+use dfs_proto::packet::{write_packet, Packet};
 use dfs_proto::pb::{self, op_request::Op};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -34,355 +16,27 @@ use tokio::task::JoinHandle;
 
 use crate::client::ClientInner;
 use crate::datanode::{self, Conn};
-use crate::error::{Error, Result};
-use crate::holds::Hold;
+use crate::error::Error;
 use crate::namenode::call;
-use crate::types::FileStatus;
-
-/// A file open for writing. Call [`FileWriter::close`] to complete the file; dropping a writer
-/// without closing it leaves the file under construction until its lease expires.
-pub struct FileWriter {
-    inner: Arc<ClientInner>,
-    path: String,
-    /// The file as the NameNode described it when the writer opened (inode id, block size).
-    status: FileStatus,
-    /// Bytes not yet sent: always less than one packet, and within the current block.
-    buf: BytesMut,
-    block: Option<BlockStream>,
-    /// The last finished block, reported to the NameNode with the next AddBlock or Complete.
-    previous: Option<pb::ExtendedBlock>,
-    /// File length so far (including buffered bytes).
-    length: u64,
-    state: State,
-    /// The writer holds its file open (and its lease renewed) while it lives.
-    _hold: Hold,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum State {
-    Open,
-    Closed,
-    Failed(String),
-}
-
-impl FileWriter {
-    pub(crate) async fn new(
-        inner: Arc<ClientInner>,
-        path: String,
-        status: &pb::FileStatus,
-        reopen: Option<pb::LocatedBlock>,
-    ) -> Result<FileWriter> {
-        let mut w = FileWriter {
-            _hold: inner.hold(status.inode_id),
-            path,
-            status: FileStatus::from(status.clone()),
-            buf: BytesMut::with_capacity(PACKET_SIZE),
-            block: None,
-            previous: None,
-            length: status.length,
-            state: State::Open,
-            inner,
-        };
-        if let Some(lb) = reopen {
-            // Append to a partial last block: reopen its replicas at their current length.
-            let len = lb.block.as_ref().map_or(0, |b| b.num_bytes);
-            match BlockStream::setup(&w.inner, &w.path, &lb, pb::Stage::Append, len).await {
-                Ok(s) => w.block = Some(s),
-                Err(e) => {
-                    let reason =
-                        format!("could not reopen the last block for append: {}", e.reason);
-                    return Err(w.fail(Failure {
-                        reason,
-                        bad: None,
-                        no_space: e.no_space,
-                    }));
-                }
-            }
-        }
-        Ok(w)
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The file as the NameNode described it when this writer opened it (by create or
-    /// append): its length then, owner, permission, times.
-    pub fn status(&self) -> &FileStatus {
-        &self.status
-    }
-
-    /// Keeps the file open beyond this writer's life (see [`crate::KeepOpen`]).
-    pub fn keep_open(&self) -> crate::KeepOpen {
-        self.inner.hold(self.status.inode_id)
-    }
-
-    /// The inode id of the file being written.
-    pub fn file_id(&self) -> u64 {
-        self.status.inode_id
-    }
-
-    /// Bytes in the file so far, including those written but not yet flushed.
-    pub fn len(&self) -> u64 {
-        self.length
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.length == 0
-    }
-
-    /// Writes all of `data`; returns once it is buffered or sent (not acknowledged).
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        self.check_open()?;
-        while !data.is_empty() {
-            if self.block.is_none() {
-                if let Err(e) = self.open_block().await {
-                    self.fail(Failure::from(e.to_string()));
-                    return Err(e);
-                }
-            }
-            let sent = self.block.as_ref().map_or(0, |b| b.sent);
-            let packet_end = ((sent / PACKET_SIZE as u64) + 1) * PACKET_SIZE as u64;
-            let packet_end = packet_end.min(self.status.block_size);
-            let room = (packet_end - sent) as usize - self.buf.len();
-            let n = room.min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            self.length += n as u64;
-            if n == room {
-                self.send_buf(false).await?;
-                if packet_end == self.status.block_size {
-                    self.end_block().await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes everything written so far visible to new readers: sent to every DataNode of the
-    /// pipeline and acknowledged (in their memory or page cache, not necessarily on disk).
-    pub async fn hflush(&mut self) -> Result<()> {
-        self.flush_packets(false).await
-    }
-
-    /// Like [`hflush`](Self::hflush), and every DataNode has fsync'ed the data before acking;
-    /// the NameNode records the length, so it survives a NameNode restart too.
-    pub async fn hsync(&mut self) -> Result<()> {
-        self.flush_packets(true).await?;
-        if let Some(b) = &self.block {
-            let req = pb::FsyncRequest {
-                path: self.path.clone(),
-                client_name: self.inner.client_name.clone(),
-                last_block_length: b.sent,
-                file_id: self.status.inode_id,
-            };
-            call!(self.inner.nn, fsync, req)?;
-        }
-        Ok(())
-    }
-
-    /// Sends the buffered bytes, ends the current block, and completes the file at the
-    /// NameNode (which releases the lease). Closing twice is a no-op.
-    pub async fn close(&mut self) -> Result<()> {
-        match &self.state {
-            State::Closed => return Ok(()),
-            State::Failed(why) => {
-                return Err(Error::Closed(format!(": an earlier write failed: {why}")))
-            }
-            State::Open => {}
-        }
-        let result = self.finish().await;
-        match &result {
-            Ok(()) => self.state = State::Closed,
-            Err(e) => {
-                self.fail(Failure::from(e.to_string()));
-            }
-        }
-        result
-    }
-
-    async fn finish(&mut self) -> Result<()> {
-        if self.block.is_some() {
-            if !self.buf.is_empty() {
-                self.send_buf(false).await?;
-            }
-            self.end_block().await?;
-        }
-        // The DataNodes report finalized replicas to the NameNode asynchronously; the NameNode
-        // waits a moment for the first, and answers `completed: false` if it has not come: then
-        // retry with backoff (as HDFS's client does).
-        let mut delay = Duration::from_millis(100);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let req = pb::CompleteRequest {
-                path: self.path.clone(),
-                client_name: self.inner.client_name.clone(),
-                last: self.previous,
-                file_id: self.status.inode_id,
-            };
-            if call!(self.inner.nn, complete, req)?.completed {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Pipeline {
-                    path: self.path.clone(),
-                    reason: "the NameNode did not see the last block's replicas within 60 s".into(),
-                });
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    fn check_open(&self) -> Result<()> {
-        match &self.state {
-            State::Open => Ok(()),
-            State::Closed => Err(Error::Closed(String::new())),
-            State::Failed(why) => Err(Error::Closed(format!(": an earlier write failed: {why}"))),
-        }
-    }
-
-    /// Marks the writer failed (every later call errors) and returns the error to report:
-    /// `NoSpace` when the DataNodes ran out of room, so the caller learns that the cluster is
-    /// full rather than that a pipeline broke.
-    fn fail(&mut self, f: Failure) -> Error {
-        self.state = State::Failed(f.reason.clone());
-        self.block = None;
-        if f.no_space {
-            return Error::NoSpace(format!(
-                "no space left: write to {} failed: {}",
-                self.path, f.reason
-            ));
-        }
-        Error::Pipeline {
-            path: self.path.clone(),
-            reason: f.reason,
-        }
-    }
-
-    async fn flush_packets(&mut self, sync: bool) -> Result<()> {
-        self.check_open()?;
-        if self.block.is_none() {
-            return Ok(());
-        }
-        if !self.buf.is_empty() || sync {
-            self.send_buf(sync).await?;
-        }
-        let Some(b) = self.block.as_mut() else {
-            return Ok(());
-        };
-        if let Err(f) = b.wait_all_acked().await {
-            return Err(self.fail(f));
-        }
-        Ok(())
-    }
-
-    /// Sends the buffer as one packet (possibly empty, for a sync).
-    async fn send_buf(&mut self, sync: bool) -> Result<()> {
-        let Some(b) = self.block.as_mut() else {
-            return Err(Error::Closed(": no block is open".into()));
-        };
-        let data = self.buf.split().freeze();
-        let packet = Packet::new(0, b.sent, data, self.inner.cfg.bytes_per_checksum, sync);
-        if let Err(f) = b.send(packet).await {
-            return Err(self.fail(f));
-        }
-        Ok(())
-    }
-
-    async fn end_block(&mut self) -> Result<()> {
-        let Some(mut b) = self.block.take() else {
-            return Ok(());
-        };
-        match b.finish().await {
-            Ok(block) => {
-                self.previous = Some(block);
-                Ok(())
-            }
-            Err(f) => Err(self.fail(f)),
-        }
-    }
-
-    /// Asks the NameNode for the next block and sets up its pipeline; a DataNode that cannot be
-    /// reached is excluded and the block abandoned and re-requested (up to 3 times). When the
-    /// DataNodes that refused for lack of space were the last ones left, the error is `NoSpace`.
-    async fn open_block(&mut self) -> Result<()> {
-        let mut exclude: Vec<String> = Vec::new();
-        let mut full: Vec<String> = Vec::new();
-        let mut last_error = String::new();
-        for _ in 0..4 {
-            let req = pb::AddBlockRequest {
-                path: self.path.clone(),
-                client_name: self.inner.client_name.clone(),
-                previous: self.previous,
-                exclude_nodes: exclude.clone(),
-                file_id: self.status.inode_id,
-                client_host: self.inner.client_host.clone(),
-            };
-            let lb = match call!(self.inner.nn, add_block, req) {
-                Ok(r) => r
-                    .block
-                    .ok_or_else(|| Error::Namenode("AddBlock returned no block".into()))?,
-                Err(Error::NoLiveDatanodes(m)) if !full.is_empty() => {
-                    return Err(Error::NoSpace(format!(
-                        "no space left: DataNode(s) {} refused a new block for lack of space, and {m}",
-                        full.join(", ")
-                    )))
-                }
-                Err(e) => return Err(e),
-            };
-            match BlockStream::setup(&self.inner, &self.path, &lb, pb::Stage::Create, 0).await {
-                Ok(s) => {
-                    self.block = Some(s);
-                    return Ok(());
-                }
-                Err(e) => {
-                    tracing::warn!(path = %self.path, "pipeline setup failed, excluding {}: {}", e.bad_addr, e.reason);
-                    let abandon = pb::AbandonBlockRequest {
-                        path: self.path.clone(),
-                        client_name: self.inner.client_name.clone(),
-                        block: lb.block,
-                        file_id: self.status.inode_id,
-                    };
-                    call!(self.inner.nn, abandon_block, abandon)?;
-                    if e.no_space {
-                        full.push(e.bad_addr);
-                    }
-                    exclude.push(e.bad_uuid);
-                    last_error = e.reason;
-                }
-            }
-        }
-        let reason = format!("no pipeline could be set up: {last_error}");
-        if !full.is_empty() {
-            return Err(Error::NoSpace(format!("no space left: {reason}")));
-        }
-        Err(Error::Pipeline {
-            path: self.path.clone(),
-            reason,
-        })
-    }
-}
 
 /// Why a pipeline could not be set up, and which DataNode to blame.
-struct SetupError {
-    reason: String,
-    bad_uuid: String,
-    bad_addr: String,
+pub(super) struct SetupError {
+    pub(super) reason: String,
+    pub(super) bad_uuid: String,
+    pub(super) bad_addr: String,
     /// Index of the DataNode to blame in the pipeline.
     bad: usize,
     /// The DataNode refused for lack of space.
-    no_space: bool,
+    pub(super) no_space: bool,
 }
 
 /// Why a running pipeline failed; `bad` is the index of the DataNode to blame, when known.
 #[derive(Debug, Clone)]
-struct Failure {
-    reason: String,
-    bad: Option<usize>,
+pub(super) struct Failure {
+    pub(super) reason: String,
+    pub(super) bad: Option<usize>,
     /// The failing DataNode ran out of space.
-    no_space: bool,
+    pub(super) no_space: bool,
 }
 
 impl From<String> for Failure {
@@ -396,11 +50,11 @@ impl From<String> for Failure {
 }
 
 /// One block's pipeline: the connection to its first DataNode and the ack task.
-struct BlockStream {
+pub(super) struct BlockStream {
     inner: Arc<ClientInner>,
     path: String,
     /// The block as the NameNode knows it (its stamp moves only with UpdatePipeline).
-    block: pb::ExtendedBlock,
+    pub(super) block: pb::ExtendedBlock,
     nodes: Vec<pb::DatanodeId>,
     /// The generation stamp each node's replica has, parallel to `nodes`. A RECOVERY set-up that
     /// fails part-way leaves the nodes before the failure on a stamp the NameNode never
@@ -411,7 +65,7 @@ struct BlockStream {
     /// DataNodes dropped from this pipeline (uuids), never asked back.
     dropped: Vec<String>,
     /// Block offset just past the last data packet sent (a copy of `Tx::sent` for the writer).
-    sent: u64,
+    pub(super) sent: u64,
     /// Shared with the keep-alive task. A tokio mutex: it is held across the socket write, so
     /// packets reach the wire in seqno order whoever sends them.
     tx: Arc<tokio::sync::Mutex<Tx>>,
@@ -489,7 +143,7 @@ struct AckState {
 }
 
 impl BlockStream {
-    async fn setup(
+    pub(super) async fn setup(
         inner: &Arc<ClientInner>,
         path: &str,
         lb: &pb::LocatedBlock,
@@ -544,7 +198,7 @@ impl BlockStream {
 
     /// Queues and sends one packet, first waiting for room in the window; recovers the pipeline
     /// on failure (which resends the packet with the others unacknowledged).
-    async fn send(&mut self, packet: Packet) -> std::result::Result<(), Failure> {
+    pub(super) async fn send(&mut self, packet: Packet) -> std::result::Result<(), Failure> {
         let max = self.max_in_flight;
         while let Err(f) = self.wait_until(|s| s.unacked.len() < max).await {
             self.recover(f).await?;
@@ -591,7 +245,7 @@ impl BlockStream {
         }
     }
 
-    async fn wait_all_acked(&mut self) -> std::result::Result<(), Failure> {
+    pub(super) async fn wait_all_acked(&mut self) -> std::result::Result<(), Failure> {
         while let Err(f) = self.wait_until(|s| s.unacked.is_empty()).await {
             self.recover(f).await?;
         }
@@ -789,7 +443,7 @@ impl BlockStream {
     }
 
     /// Ends the block: the empty last packet, then every ack. Returns the finished block.
-    async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, Failure> {
+    pub(super) async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, Failure> {
         let last = Packet::last(0, self.sent, false);
         self.send(last).await?;
         self.wait_all_acked().await?;
