@@ -317,7 +317,11 @@ impl FileMeta {
             }
             end = e.end();
         }
-        self.blocks[idx] = block;
+        // Never shorter than an earlier commit said: its extents stay within the block.
+        self.blocks[idx] = Block {
+            num_bytes: block.num_bytes.max(self.blocks[idx].num_bytes),
+            ..block
+        };
         if let (Some(first), Some(last)) = (extents.first(), extents.last()) {
             // Only the extents overlapping the new ones change.
             let lo = self.extents.partition_point(|e| e.end() <= first.off);
@@ -334,7 +338,12 @@ impl FileMeta {
     /// fewest live bytes (less than half of it, then); else nothing.
     pub fn compaction(&self, current: BlockId) -> Vec<(u64, u64)> {
         let stored: u64 = self.blocks.iter().map(|b| b.num_bytes).sum();
-        if stored <= 2 * self.length + self.block_size {
+        if stored
+            <= self
+                .length
+                .saturating_mul(2)
+                .saturating_add(self.block_size)
+        {
             return Vec::new();
         }
         let mut live: std::collections::HashMap<BlockId, u64> = std::collections::HashMap::new();
@@ -607,6 +616,18 @@ mod tests {
         let gone = f.commit(b(4, 80), &[x(95, 5, 4, 75)], 100).unwrap();
         assert_eq!(gone, vec![b(1, 100)]);
         assert!(f.compaction(BlockId(4)).is_empty());
+    }
+
+    #[test]
+    fn a_commit_never_shortens_its_log_block_nor_overflows_on_huge_files() {
+        let mut f = FileMeta::sequential(3, 100, vec![], Some("c".into()));
+        f.push_log_block(b(1, 0));
+        f.commit(b(1, 90), &[x(0, 90, 1, 0)], 90).unwrap();
+        f.commit(b(1, 10), &[x(0, 10, 1, 0)], 90).unwrap();
+        assert_eq!(f.blocks[0].num_bytes, 90, "bytes 10..90 are still mapped");
+        f.commit(b(1, 90), &[x(u64::MAX - 20, 10, 1, 0)], u64::MAX - 10)
+            .unwrap();
+        assert!(f.compaction(BlockId(1)).is_empty());
     }
 
     #[test]
