@@ -110,7 +110,7 @@ fn name_of(name: &OsStr) -> Reply<&str> {
 impl Fs {
     pub(crate) async fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Reply<Value> {
         let name = name_of(name)?;
-        if self.hints.useful() {
+        if self.hints.useful() && self.hints.fresh(ino).is_none() {
             // The kernel asks for `security.capability` before every write: a status (which
             // answers for the attribute timeout to come) costs what one getxattr does.
             let st = self.status(ino).await?;

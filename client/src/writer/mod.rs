@@ -260,11 +260,11 @@ impl FileWriter {
         let live: u64 = ranges.iter().map(|(_, len)| len).sum();
         tracing::info!(path = %self.path, ranges = ranges.len(), bytes = live, "compacting: copying the live bytes of the emptiest block");
         let path = DfsPath::inode(self.status.inode_id).to_string();
-        let opened = match self.inner.locations(&path, 0, u64::MAX, false).await {
-            Ok(locs) => FileReader::open(self.inner.clone(), &path, locs).await,
-            Err(e) => Err(e),
+        let opened = async {
+            let locs = self.inner.locations(&path, 0, u64::MAX, false).await?;
+            FileReader::open(self.inner.clone(), &path, locs).await
         };
-        let mut reader = match opened {
+        let mut reader = match opened.await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(path = %self.path, "not compacting: {e}");
@@ -320,9 +320,9 @@ impl FileWriter {
 
     /// Commits the pending extents, all in log block `block` (at its acknowledged length), and
     /// the file's length. Without a log or a pending extent, nothing to do. At the end of a log
-    /// block (`block_done`), the ranges the answer names for compaction are kept for
-    /// [`compact`](Self::compact): once per block, so its cost is spread over a block's writes. A failed commit fails the writer: its
-    /// extents are gone with it.
+    /// block (`block_done`) it asks for compaction's next step and keeps the ranges for
+    /// [`compact`](Self::compact): once per block, so its cost is spread over a block's writes.
+    /// A failed commit fails the writer: its extents are gone with it.
     async fn commit(&mut self, block: pb::ExtendedBlock, block_done: bool) -> Result<()> {
         let Some(pending) = self.log.as_mut().filter(|p| !p.is_empty()) else {
             return Ok(());
@@ -334,6 +334,7 @@ impl FileWriter {
             block: Some(block),
             extents: pending.take(),
             length: self.length,
+            compact: block_done,
         };
         match call!(self.inner.nn, commit_extents, req) {
             Ok(r) => {

@@ -1654,6 +1654,7 @@ fn log_block_commits_rewrite_the_file_survive_a_restart_and_free_what_they_repla
             block,
             extents,
             length,
+            compact: true,
         };
         fx.st.commit_extents(req, fx.at(2))
     };

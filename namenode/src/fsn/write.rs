@@ -32,6 +32,8 @@ pub struct CommitRequest<'a> {
     pub block: Block,
     pub extents: Vec<Extent>,
     pub length: u64,
+    /// Whether the writer asks for compaction's next step.
+    pub compact: bool,
 }
 
 impl FsState {
@@ -332,8 +334,8 @@ impl FsState {
     }
 
     /// Lays a writer's extents over its file's map (ARCHITECTURE.md, "Writing anywhere").
-    /// Lays a writer's extents over the file; returns the file ranges its writer should copy to
-    /// compact the file ([`FileMeta::compaction`]).
+    /// Lays a writer's extents over the file; returns, when the writer asks, the file ranges it
+    /// should copy to compact the file ([`FileMeta::compaction`]).
     pub fn commit_extents(&mut self, req: CommitRequest, now: Now) -> Result<Vec<(u64, u64)>> {
         self.check_writable("commit writes")?;
         let (id, path) = self.resolve_file(req.path, req.file_id)?;
@@ -360,17 +362,19 @@ impl FsState {
                 )))
             }
         }
-        if req.extents.is_empty() && req.length == f.length() {
-            // Nothing placed (the block's length matters only through extents).
-            return Ok(f.compaction(b.id));
+        if !req.extents.is_empty() || req.length != f.length() {
+            // (Nothing placed otherwise: the block's length matters only through extents.)
+            self.log(Op::CommitExtents {
+                path: path.clone(),
+                block: b,
+                extents: req.extents,
+                length: req.length,
+                mtime_ms: now.ms,
+            })?;
         }
-        self.log(Op::CommitExtents {
-            path: path.clone(),
-            block: b,
-            extents: req.extents,
-            length: req.length,
-            mtime_ms: now.ms,
-        })?;
+        if !req.compact {
+            return Ok(Vec::new());
+        }
         Ok(self.file(id, &path)?.compaction(b.id))
     }
 

@@ -335,7 +335,7 @@ impl FileMeta {
 
     /// Compaction's next step: when the file stores more than twice its length plus a block, the
     /// file ranges (offset, length) still mapped to the block other than `current` with the
-    /// fewest live bytes (less than half of it, then); else nothing.
+    /// fewest live bytes; else nothing.
     pub fn compaction(&self, current: BlockId) -> Vec<(u64, u64)> {
         let stored: u64 = self.blocks.iter().map(|b| b.num_bytes).sum();
         if stored

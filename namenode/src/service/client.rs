@@ -164,6 +164,7 @@ impl ClientProtocol for Service {
             block,
             extents,
             length: r.length,
+            compact: r.compact,
         };
         let compact = self
             .exec(|st| st.commit_extents(req, Now::current()))
