@@ -652,6 +652,69 @@ fn a_corrupt_replica_heals_on_a_cluster_as_small_as_its_replication() {
     assert_eq!(r["under_replicated_blocks"], 0, "{r}");
 }
 
+/// Issue 11's scenario, made deterministic: the only replicas left to copy from are corrupt, and
+/// no reader reports them. Each copy fails at its target on the checksum; the target keeps
+/// nothing of it and reports the source (reportRemoteBadBlock), so the NameNode learns of both
+/// corrupt replicas from the copies alone. When the good replica returns, the block heals to
+/// three intact replicas: no partial copy refuses the good one.
+#[test]
+fn a_copy_from_a_corrupt_source_leaves_nothing_behind_and_reports_the_source() {
+    let mut c = cluster()
+        .datanodes(4)
+        .replication(3)
+        .block_size(MIB as u64)
+        .start()
+        .unwrap();
+    let client = c.client().unwrap();
+    let content = data(900_000, 62);
+    let mut w = client.create("/one", Default::default()).unwrap();
+    w.write_all(&content).unwrap();
+    w.close().unwrap();
+    wait_healed(&c, "/one", &content, 3, &[], Duration::from_secs(10));
+    let block = client.block_locations("/one", 0, u64::MAX).unwrap()[0].block_id;
+    let files = c.replica_files(block);
+    let holders: Vec<usize> = files.iter().map(|(i, _)| *i).collect();
+    let spare = (0..4).find(|i| !holders.contains(i)).unwrap();
+    let good = holders[2];
+    for (_, f) in &files[..2] {
+        flip_byte(f, 4321);
+    }
+    // The intact replica's DataNode dies: the NameNode can only copy from a corrupt one.
+    c.kill_datanode(good);
+    // Nothing else can tell the NameNode: no client reads, and the scanner runs every 3 weeks.
+    // A corrupt replica it knows of is listed as such, or already deleted to make room.
+    eventually(
+        Duration::from_secs(60),
+        "failed copies to report both corrupt sources",
+        || {
+            let (_, b) = fsck_blocks(&c, "/one").into_iter().next()?;
+            counted_replicas(&b).is_empty().then_some(())
+        },
+    );
+    let on_spare: Vec<_> = c
+        .replica_files(block)
+        .into_iter()
+        .filter(|(i, _)| *i == spare)
+        .collect();
+    assert!(on_spare.is_empty(), "a failed copy left {on_spare:?}");
+
+    c.restart_datanode(good).unwrap();
+    wait_healed(&c, "/one", &content, 3, &[], Duration::from_secs(60));
+    let left: Vec<_> = c
+        .replica_files(block)
+        .into_iter()
+        .filter(|(_, p)| !p.components().any(|x| x.as_os_str() == "finalized"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "replicas left outside finalized/: {left:?}"
+    );
+    let r = fsck(&c, "/one");
+    assert_eq!(r["status"], "HEALTHY", "{r}");
+    assert_eq!(r["under_replicated_blocks"], 0, "{r}");
+    assert!(read_all(&client, "/one") == content);
+}
+
 #[test]
 fn fsck_exits_non_zero_only_when_a_block_has_no_good_replica() {
     let c = cluster()

@@ -133,15 +133,8 @@ impl Config {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("read config file {}", path.display()))?;
-            let table: toml::Table = toml::from_str(&text)
-                .with_context(|| format!("parse config file {}", path.display()))?;
-            let mut flat = Vec::new();
-            flatten("", &toml::Value::Table(table), &mut flat)
+            c.set_toml(&text)
                 .with_context(|| format!("config file {}", path.display()))?;
-            for (k, v) in flat {
-                c.set(&k, &v)
-                    .with_context(|| format!("config file {}", path.display()))?;
-            }
         }
         for o in overrides {
             let (k, v) = o
@@ -151,6 +144,17 @@ impl Config {
                 .with_context(|| format!("-D {o}"))?;
         }
         Ok(c)
+    }
+
+    /// Sets every key of a TOML document (nested tables join their keys with dots).
+    pub fn set_toml(&mut self, text: &str) -> Result<()> {
+        let table: toml::Table = toml::from_str(text).context("parse")?;
+        let mut flat = Vec::new();
+        flatten("", &toml::Value::Table(table), &mut flat)?;
+        for (k, v) in flat {
+            self.set(&k, &v)?;
+        }
+        Ok(())
     }
 
     /// Sets one key after checking that it exists and its value parses.

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::namenode::NnClient;
 use crate::storage::{ReplicaView, Verification};
 use crate::transfer::{recover_local, send, Reader, Writer, XferContext, IO_BUFFER};
-use crate::types::{peers, required_block, Block, GenerationStamp, Peer, ReplicaState};
+use crate::types::{peers, required_block, BadReplica, Block, GenerationStamp, Peer, ReplicaState};
 use crate::{sender, Error, Result};
 
 async fn connect(peer: &Peer, t: Duration) -> Result<(Reader, Writer)> {
@@ -106,6 +106,7 @@ async fn send_replica(
         min_bytes_rcvd: 0,
         bytes_per_checksum: view.bpc,
         client_name: String::new(),
+        source: Some((&ctx.me).into()),
     };
     send(
         &mut wr,
@@ -144,13 +145,11 @@ async fn send_replica(
             }
         }
     };
-    let result = tokio::try_join!(sending, acks);
-    match result {
-        Ok((_, None)) => {
-            info!(block = %want, to = %first.addr(), "replica transferred");
-            Ok(())
-        }
-        Ok((_, Some((idx, ack)))) => {
+    // Both run to their end: a target that rejects a packet acks the error and closes, so the
+    // sending side may fail first, and the error ack must still be seen.
+    let (sent, acked) = tokio::join!(sending, acks);
+    match (sent, acked) {
+        (_, Ok(Some((idx, ack)))) => {
             if idx == 0 && ack.replies.first() == Some(&(pb::Status::ErrorChecksum as i32)) {
                 check_local_replica(ctx, want).await;
             }
@@ -162,12 +161,17 @@ async fn send_replica(
                 ),
             })
         }
-        Err(e) => {
+        (Ok(_), Ok(None)) => {
+            info!(block = %want, to = %first.addr(), "replica transferred");
+            Ok(())
+        }
+        (Err(e), _) => {
             // A local read error is the source replica's (or its volume's) problem.
             ctx.storage
                 .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), &e);
             Err(e)
         }
+        (Ok(_), Err(e)) => Err(e),
     }
 }
 
@@ -178,7 +182,7 @@ async fn check_local_replica(ctx: &Arc<XferContext>, block: Block) {
     match tokio::task::spawn_blocking(move || storage.verify_finalized(id)).await {
         Ok(Ok((Verification::Corrupt { verified }, _))) => {
             warn!(%block, verified, "local replica is corrupt");
-            let _ = ctx.bad_blocks.send(block);
+            let _ = ctx.bad_blocks.send(BadReplica::Local(block));
         }
         Ok(Ok(_)) => {}
         Ok(Err(e)) => warn!(%block, "cannot verify local replica: {e}"),
@@ -189,14 +193,13 @@ async fn check_local_replica(ctx: &Arc<XferContext>, block: Block) {
 /// One lease-recovery step on `peer` (this node itself is served locally).
 async fn recover_on(
     ctx: &Arc<XferContext>,
-    me: &Peer,
     peer: &Peer,
     block: Block,
     new_gs: u64,
     new_length: Option<u64>,
     t: Duration,
 ) -> Result<(u64, GenerationStamp)> {
-    if peer.uuid == me.uuid {
+    if peer.uuid == ctx.me.uuid {
         return recover_local(&ctx.storage, block, new_gs, new_length).await;
     }
     let (mut rd, mut wr) = connect(peer, t).await?;
@@ -238,7 +241,6 @@ async fn recover_on(
 /// anywhere, and the NameNode is told to drop it.
 pub(crate) async fn recover_block(
     ctx: &Arc<XferContext>,
-    me: &Peer,
     mut client: NnClient,
     cmd: &pb::RecoverBlockCommand,
     t: Duration,
@@ -258,7 +260,7 @@ pub(crate) async fn recover_block(
     let mut found = Vec::new();
     let mut absent = 0;
     for p in &peers {
-        match recover_on(ctx, me, p, block, 0, None, t).await {
+        match recover_on(ctx, p, block, 0, None, t).await {
             Ok((len, gs)) if gs >= block.gs => found.push((p, len, gs)),
             Ok((_, gs)) => {
                 info!(%block, replica = %p.addr(), "stale replica (stamp {}) left out", gs.0)
@@ -293,7 +295,7 @@ pub(crate) async fn recover_block(
     let new_len = found.iter().map(|f| f.1).min().unwrap_or(0);
     let mut synced = Vec::new();
     for (p, _, _) in &found {
-        match recover_on(ctx, me, p, block, new_gs, Some(new_len), t).await {
+        match recover_on(ctx, p, block, new_gs, Some(new_len), t).await {
             Ok(_) => synced.push(pb::DatanodeId::from(*p)),
             Err(e) => warn!(%block, replica = %p.addr(), "replica failed to truncate: {e}"),
         }

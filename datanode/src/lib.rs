@@ -17,6 +17,7 @@
 //! - `scanner`: the block scanner verifying finalized replicas at a bounded rate.
 //! - `types`: domain types (`BlockId`, `GenerationStamp`, `Block` ...) and prost conversions.
 //! - `shutdown`: the shutdown signal shared by every long-lived task.
+//! - `fuzzing`: a replica's files from bytes, for `fuzz/` and the property tests.
 //!
 //! Long-lived tasks, all stopped by `run`'s shutdown future: the transfer server (and its
 //! connection tasks), the NameNode actor (with its command tasks), the reporter, and the scanner.
@@ -34,6 +35,8 @@ use tracing::{info, warn};
 
 mod commands;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod meta;
 mod namenode;
 mod pipeline;
@@ -145,7 +148,9 @@ pub async fn run(
         port: local.port(),
     };
     let (bad_tx, bad_rx) = mpsc::unbounded_channel();
+    info!("datanode listening xfer={local} uuid={}", me.uuid);
     let ctx = Arc::new(XferContext {
+        me,
         storage: storage.clone(),
         socket_timeout: config.socket_timeout,
         active: AtomicUsize::new(0),
@@ -159,7 +164,6 @@ pub async fn run(
         config.max_transfer_threads,
         down.clone(),
     ));
-    info!("datanode listening xfer={local} uuid={}", me.uuid);
     let nn_config = namenode::NamenodeConfig {
         address: config.namenode.clone(),
         heartbeat_interval: config.heartbeat_interval,
@@ -168,7 +172,6 @@ pub async fn run(
     };
     let mut actor = tokio::spawn(namenode::run(
         ctx.clone(),
-        me,
         nn_config,
         events_rx,
         bad_rx,

@@ -22,7 +22,7 @@ use crate::commands;
 use crate::shutdown::Shutdown;
 use crate::storage::StorageTotals;
 use crate::transfer::XferContext;
-use crate::types::{Block, Peer, ReplicaEvent};
+use crate::types::{BadReplica, Block, ReplicaEvent};
 use crate::{Error, Result};
 
 pub(crate) type NnClient = DatanodeProtocolClient<Channel>;
@@ -54,10 +54,9 @@ impl From<StorageTotals> for pb::StorageReport {
 /// Runs until shutdown (`Ok`) or until every volume has failed (`Err(NoVolumes)`).
 pub(crate) async fn run(
     ctx: Arc<XferContext>,
-    me: Peer,
     cfg: NamenodeConfig,
     events: mpsc::UnboundedReceiver<ReplicaEvent>,
-    bad_blocks: mpsc::UnboundedReceiver<Block>,
+    bad_blocks: mpsc::UnboundedReceiver<BadReplica>,
     mut shutdown: Shutdown,
 ) -> Result<()> {
     let endpoint = Endpoint::from_shared(format!("http://{}", cfg.address))?
@@ -67,7 +66,7 @@ pub(crate) async fn run(
     let (registered_tx, registered_rx) = watch::channel(false);
     let reporter = tokio::spawn(reporter(
         client.clone(),
-        me.uuid.clone(),
+        ctx.me.uuid.clone(),
         events,
         bad_blocks,
         registered_rx,
@@ -75,7 +74,6 @@ pub(crate) async fn run(
     ));
     let mut actor = Actor {
         ctx,
-        me,
         client,
         socket_timeout: cfg.socket_timeout,
         work: JoinSet::new(),
@@ -91,7 +89,6 @@ pub(crate) async fn run(
 
 struct Actor {
     ctx: Arc<XferContext>,
-    me: Peer,
     client: NnClient,
     socket_timeout: Duration,
     /// Commands running in the background; aborted on shutdown.
@@ -174,14 +171,14 @@ impl Actor {
 
     async fn register_and_report(&mut self) -> Result<()> {
         let req = pb::RegisterRequest {
-            id: Some((&self.me).into()),
+            id: Some((&self.ctx.me).into()),
             storage: Some(self.totals().await?.into()),
         };
         let resp = self.client.register(req).await?.into_inner();
         info!(
             cluster = %resp.cluster_id,
-            host = %self.me.host,
-            port = self.me.port,
+            host = %self.ctx.me.host,
+            port = self.ctx.me.port,
             "registered with the namenode"
         );
         self.block_report().await
@@ -192,7 +189,7 @@ impl Actor {
         let replicas = tokio::task::spawn_blocking(move || storage.block_report()).await?;
         let n = replicas.len();
         let req = pb::BlockReportRequest {
-            uuid: self.me.uuid.clone(),
+            uuid: self.ctx.me.uuid.clone(),
             replicas: replicas
                 .into_iter()
                 .map(|(b, s)| pb::ReplicaReport {
@@ -209,7 +206,7 @@ impl Actor {
 
     async fn heartbeat(&mut self) -> Result<pb::HeartbeatResponse> {
         let req = pb::HeartbeatRequest {
-            uuid: self.me.uuid.clone(),
+            uuid: self.ctx.me.uuid.clone(),
             storage: Some(self.totals().await?.into()),
             xceivers: self.ctx.active.load(Ordering::Relaxed) as u32,
         };
@@ -246,13 +243,10 @@ impl Actor {
                 }
                 Some(Command::Recover(r)) => {
                     let ctx = self.ctx.clone();
-                    let me = self.me.clone();
                     let client = self.client.clone();
                     let timeout = self.socket_timeout;
                     self.work.spawn(async move {
-                        if let Err(e) =
-                            commands::recover_block(&ctx, &me, client, &r, timeout).await
-                        {
+                        if let Err(e) = commands::recover_block(&ctx, client, &r, timeout).await {
                             warn!("lease recovery failed: {e}");
                         }
                     });
@@ -269,7 +263,7 @@ async fn reporter(
     mut client: NnClient,
     uuid: String,
     mut events: mpsc::UnboundedReceiver<ReplicaEvent>,
-    mut bad: mpsc::UnboundedReceiver<Block>,
+    mut bad: mpsc::UnboundedReceiver<BadReplica>,
     mut registered: watch::Receiver<bool>,
     mut shutdown: Shutdown,
 ) {
@@ -278,7 +272,7 @@ async fn reporter(
         _ = shutdown.wait() => return,
     }
     let mut pending: Vec<ReplicaEvent> = Vec::new();
-    let mut pending_bad: Vec<Block> = Vec::new();
+    let mut pending_bad: Vec<BadReplica> = Vec::new();
     let (mut events_open, mut bad_open) = (true, true);
     loop {
         if pending.is_empty() && pending_bad.is_empty() {
@@ -325,10 +319,7 @@ async fn reporter(
             }
         }
         if !pending_bad.is_empty() {
-            let req = pb::DnReportBadBlocksRequest {
-                uuid: uuid.clone(),
-                blocks: pending_bad.iter().map(|b| (*b).into()).collect(),
-            };
+            let req = bad_blocks_request(&uuid, &pending_bad);
             match client.report_bad_blocks(req).await {
                 Ok(_) => {
                     warn!(
@@ -350,4 +341,21 @@ async fn reporter(
             }
         }
     }
+}
+
+fn bad_blocks_request(uuid: &str, bad: &[BadReplica]) -> pb::DnReportBadBlocksRequest {
+    let mut req = pb::DnReportBadBlocksRequest {
+        uuid: uuid.to_string(),
+        ..Default::default()
+    };
+    for b in bad {
+        match b {
+            BadReplica::Local(block) => req.blocks.push((*block).into()),
+            BadReplica::Remote { block, datanode } => req.remote.push(pb::RemoteBadReplica {
+                block: Some((*block).into()),
+                datanode_uuid: datanode.clone(),
+            }),
+        }
+    }
+    req
 }

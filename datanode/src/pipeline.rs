@@ -15,8 +15,9 @@
 //! milliseconds, run on the blocking pool.
 //!
 //! Any failure stops the pipeline at this node: the downstream connection is closed, upstream
-//! gets an error ack if one can still be sent, and the RBW replica stays on disk for pipeline or
-//! lease recovery to truncate.
+//! gets an error ack if one can still be sent, and a client's RBW replica stays on disk for
+//! pipeline or lease recovery to truncate. A transfer's copy is removed instead, and when the
+//! source's data failed the checksum here, the source's replica is reported corrupt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::storage::RbwWriter;
 use crate::transfer::{send, wire_status, Reader, Writer, XferContext, IO_BUFFER};
-use crate::types::{peers, required_block, Block, Peer, Stage};
+use crate::types::{peers, required_block, BadReplica, Block, Peer, Stage};
 use crate::{meta, Error, Result};
 
 /// Packets received but not yet acknowledged, per pipeline.
@@ -45,6 +46,8 @@ struct WriteRequest {
     stage: Stage,
     min_bytes: u64,
     bpc: u32,
+    /// TRANSFER to the first target: the DataNode whose replica is being copied.
+    source: Option<Peer>,
 }
 
 impl TryFrom<&pb::WriteBlockOp> for WriteRequest {
@@ -56,6 +59,7 @@ impl TryFrom<&pb::WriteBlockOp> for WriteRequest {
             stage: Stage::try_from(op.stage)?,
             min_bytes: op.min_bytes_rcvd,
             bpc: meta::validate_bpc(op.bytes_per_checksum).map_err(Error::Invalid)?,
+            source: op.source.as_ref().map(Peer::try_from).transpose()?,
         })
     }
 }
@@ -99,7 +103,8 @@ pub(crate) async fn write_block(
     let storage = ctx.storage.clone();
     let (block, stage, min_bytes, bpc) = (req.block, req.stage, req.min_bytes, req.bpc);
     let opened = tokio::task::spawn_blocking(move || match stage {
-        Stage::Create | Stage::Transfer => storage.create(block, bpc),
+        Stage::Create => storage.create(block, bpc),
+        Stage::Transfer => storage.create_temporary(block, bpc),
         Stage::Append => storage.append(block, min_bytes, bpc),
         Stage::Recovery => storage.recover(block, min_bytes, bpc),
     })
@@ -158,6 +163,17 @@ pub(crate) async fn write_block(
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), _) | (_, Err(e)) => {
             info!(block = %req.block, "write pipeline stopped: {e}");
+            // A client's replica stays, even empty: pipeline recovery reopens it on survivors.
+            if stage == Stage::Transfer {
+                writer.abandon();
+            }
+            if let (Err(Error::Checksum(_)), Some(source)) = (&received, &req.source) {
+                warn!(block = %req.block, source = %source.addr(), "reporting the source's replica corrupt");
+                let _ = ctx.bad_blocks.send(BadReplica::Remote {
+                    block: req.block,
+                    datanode: source.uuid.clone(),
+                });
+            }
             received.and(responded)
         }
     }
@@ -195,6 +211,8 @@ async fn connect_downstream(
     let mut w = BufWriter::with_capacity(IO_BUFFER, w);
     let mut fwd = op.clone();
     fwd.targets.remove(0);
+    // Only the first target receives the source's own bytes; the rest get them verified.
+    fwd.source = None;
     let request = OpRequest {
         op: Some(Op::WriteBlock(fwd)),
     };

@@ -13,11 +13,11 @@ use tracing::{info, warn};
 
 use crate::shutdown::Shutdown;
 use crate::storage::{Storage, Verification};
-use crate::types::{Block, ReplicaState};
+use crate::types::{BadReplica, ReplicaState};
 
 pub(crate) async fn run(
     storage: Arc<Storage>,
-    bad: mpsc::UnboundedSender<Block>,
+    bad: mpsc::UnboundedSender<BadReplica>,
     period: Duration,
     bytes_per_sec: u64,
     mut shutdown: Shutdown,
@@ -53,7 +53,7 @@ pub(crate) async fn run(
                 {
                     corrupt += 1;
                     warn!(block = %v.block, verified, "block scanner found a corrupt replica");
-                    let _ = bad.send(v.block);
+                    let _ = bad.send(BadReplica::Local(v.block));
                 }
             }
             if bytes_per_sec > 0 && bytes > 0 {

@@ -307,20 +307,39 @@ impl Storage {
     // Opening replicas for writing
     // ---------------------------------------------------------------------------------------------
 
-    /// A new replica (stage CREATE or TRANSFER). A replica with the same id and an older generation
-    /// stamp is stale and replaced; one with an equal or newer stamp is [`Error::Exists`].
+    /// A new replica (stage CREATE). A replica with the same id and an older generation stamp is
+    /// stale and replaced; one with an equal or newer stamp is [`Error::Exists`].
     pub fn create(self: &Arc<Self>, block: Block, bpc: u32) -> Result<RbwWriter> {
+        self.create_replacing(block, bpc, false)
+    }
+
+    /// A temporary replica for a copy from another DataNode (stage TRANSFER), as HDFS's
+    /// `createTemporary`: besides a stale one, it replaces a replica of the same stamp that was
+    /// never finalized (a copy that failed, or that the NameNode gave up waiting for and sent
+    /// again; its writer, if still running, fails at its next packet). If the copy fails,
+    /// [`RbwWriter::abandon`] removes it, so it never blocks the next attempt.
+    pub fn create_temporary(self: &Arc<Self>, block: Block, bpc: u32) -> Result<RbwWriter> {
+        self.create_replacing(block, bpc, true)
+    }
+
+    fn create_replacing(
+        self: &Arc<Self>,
+        block: Block,
+        bpc: u32,
+        temporary: bool,
+    ) -> Result<RbwWriter> {
         let bpc = meta::validate_bpc(bpc).map_err(Error::Invalid)?;
         let mut st = lock(&self.state);
         if let Some(old) = st.replicas.get(&block.id).cloned() {
             let mut g = lock(&old.inner);
-            if g.gs >= block.gs {
+            let unfinished = temporary && g.state == ReplicaState::Rbw && g.gs == block.gs;
+            if g.gs >= block.gs && !unfinished {
                 return Err(Error::Exists(format!(
                     "{} exists already with generation stamp {} ({:?})",
                     block.id, g.gs.0, g.state
                 )));
             }
-            info!(block = %block.id, "replacing stale replica with generation stamp {}", g.gs.0);
+            info!(block = %block.id, "replacing {:?} replica with generation stamp {}", g.state, g.gs.0);
             g.removed = true;
             g.files = None;
             st.replicas.remove(&block.id);
@@ -357,6 +376,7 @@ impl Storage {
             replica,
             token,
             fresh: true,
+            temporary,
         })
     }
 
@@ -439,6 +459,7 @@ impl Storage {
             replica: r,
             token,
             fresh: false,
+            temporary: false,
         })
     }
 
@@ -496,6 +517,7 @@ impl Storage {
             replica: r,
             token,
             fresh: false,
+            temporary: false,
         })
     }
 
@@ -1047,8 +1069,10 @@ pub(crate) struct RbwWriter {
     storage: Arc<Storage>,
     replica: Arc<Replica>,
     token: u64,
-    /// Created by this writer (so abandoning it removes it).
+    /// Created by this writer (so abandoning it may remove it).
     fresh: bool,
+    /// A transfer's copy: abandoned, it is removed whatever it holds.
+    temporary: bool,
 }
 
 /// Bytes of a replica being written after which the kernel is told to start writing them back
@@ -1208,15 +1232,23 @@ impl RbwWriter {
         self.with(|g| storage.finalize_locked(id, g))
     }
 
-    /// Gives up a replica this writer created and never wrote (the pipeline could not be set up):
-    /// removes it. A replica that existed before (append, recovery) stays.
+    /// Gives up the replica after a failed write: removes it if this writer created it and it
+    /// holds nothing to recover, because it was never written (the pipeline could not be set up)
+    /// or is a transfer's unfinished copy (HDFS removes a failed transfer's temporary replica; the
+    /// NameNode schedules the copy again). A client's partly written replica stays for pipeline
+    /// or lease recovery, and so does one that existed before (append, recovery).
     pub fn abandon(&self) {
         if !self.fresh {
             return;
         }
         let mut st = lock(&self.storage.state);
         let mut g = lock(&self.replica.inner);
-        if g.removed || g.writer != Some(self.token) || g.bytes_on_disk != 0 {
+        let holds_nothing = g.bytes_on_disk == 0 || self.temporary;
+        if g.removed
+            || g.writer != Some(self.token)
+            || g.state != ReplicaState::Rbw
+            || !holds_nothing
+        {
             return;
         }
         st.replicas.remove(&self.replica.id);

@@ -109,6 +109,7 @@ async fn write_block(addr: SocketAddr, block: pb::ExtendedBlock, data: &[u8]) {
             min_bytes_rcvd: 0,
             bytes_per_checksum: 512,
             client_name: "c".into(),
+            source: None,
         })),
     };
     write_frame(&mut w, &op).await.unwrap();

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::shutdown::Shutdown;
 use crate::storage::{ReplicaView, Storage};
-use crate::types::{required_block, Block, GenerationStamp, ReplicaState};
+use crate::types::{required_block, BadReplica, Block, GenerationStamp, Peer, ReplicaState};
 use crate::{meta, pipeline, sender, volume, Error, Result};
 
 /// Socket buffer sizes: a few packets.
@@ -34,12 +34,14 @@ pub(crate) type Writer = BufWriter<OwnedWriteHalf>;
 
 /// What every connection handler shares.
 pub(crate) struct XferContext {
+    /// This DataNode, as others reach it.
+    pub me: Peer,
     pub storage: Arc<Storage>,
     pub socket_timeout: Duration,
     /// Open data-transfer connections (reported in heartbeats as xceivers).
     pub active: AtomicUsize,
     /// Local replicas found corrupt, for the NameNode (ReportBadBlocks).
-    pub bad_blocks: mpsc::UnboundedSender<Block>,
+    pub bad_blocks: mpsc::UnboundedSender<BadReplica>,
 }
 
 /// The wire status for an error: the one place errors become data-transfer statuses.
@@ -235,7 +237,7 @@ async fn read_block(ctx: &XferContext, op: pb::ReadBlockOp, w: &mut Writer) -> R
                 && view.state == ReplicaState::Finalized
             {
                 warn!(block = %view.block, "block file is shorter than the replica: reporting it corrupt");
-                let _ = ctx.bad_blocks.send(view.block);
+                let _ = ctx.bad_blocks.send(BadReplica::Local(view.block));
             }
             ctx.storage
                 .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), e);

@@ -109,6 +109,16 @@ impl From<ReplicaEvent> for pb::ReceivedDeletedBlock {
     }
 }
 
+/// A replica found corrupt, for the NameNode (ReportBadBlocks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BadReplica {
+    /// On this DataNode: a read, the scanner or a transfer from here found it.
+    Local(Block),
+    /// On the DataNode (by uuid) a transfer copied it from: its data failed the checksum here
+    /// (HDFS's `reportRemoteBadBlock`).
+    Remote { block: Block, datanode: String },
+}
+
 /// A pipeline stage of a write request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {

@@ -26,6 +26,7 @@
 //! - `server`: `run`: wiring, background tasks, checkpoints, shutdown.
 //! - `error`: `Error`, the crate's one error type; each variant maps to one wire error kind.
 //! - `util`: wall-clock milliseconds and a cheap, non-cryptographic random source.
+//! - `fuzzing`: edit segments and images from bytes, for `fuzz/` and the property tests.
 //!
 //! Byte layouts of the edit log and images are documented in `editlog.rs` and `checkpoint.rs`
 //! (and `docs/formats.md`).
@@ -38,6 +39,8 @@ pub(crate) mod datanodes;
 pub(crate) mod editlog;
 pub mod error;
 pub(crate) mod fsn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod lease;
 pub(crate) mod metrics;

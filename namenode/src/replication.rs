@@ -52,6 +52,14 @@ impl PendingReplications {
         self.map.get(&id).map_or(&[], |p| p.targets.as_slice())
     }
 
+    /// The replica a pending copy reads from was reported corrupt: that copy cannot succeed, so
+    /// the next pass schedules one from a good source without waiting out the timeout.
+    pub fn source_corrupt(&mut self, id: BlockId, uuid: &str) {
+        if self.map.get(&id).is_some_and(|p| p.source == uuid) {
+            self.map.remove(&id);
+        }
+    }
+
     /// A target reported the replica: that copy is done.
     pub fn target_reported(&mut self, id: BlockId, uuid: &str) {
         if let Some(p) = self.map.get_mut(&id) {

@@ -187,3 +187,50 @@ mod tests {
         ));
     }
 }
+
+/// The same decoding the `transfer` fuzz target drives (fuzz/), on the stable toolchain: any
+/// bytes end in an error or packets, never a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frame::read_frame;
+    use crate::pb::OpRequest;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_connection_bytes_decode_or_fail_cleanly(
+            bpc in 1u32..=1024,
+            bytes in prop::collection::vec(any::<u8>(), 0..4096),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = bytes.as_slice();
+                let _ = read_frame::<_, OpRequest>(&mut r).await;
+                while let Ok(p) = read_packet(&mut r, bpc).await {
+                    let _ = p.verify(bpc);
+                }
+            });
+        }
+
+        #[test]
+        fn written_packets_read_back(
+            offset in 0u64..1 << 40,
+            data in prop::collection::vec(any::<u8>(), 0..3000),
+            bpc in 1u32..=1024,
+        ) {
+            let p = Packet::new(7, offset, Bytes::from(data.clone()), bpc, false);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let back = rt.block_on(async {
+                let mut buf = Vec::new();
+                write_packet(&mut buf, &p).await.unwrap();
+                read_packet(&mut buf.as_slice(), bpc).await.unwrap()
+            });
+            prop_assert_eq!(&back.data[..], &data[..]);
+            prop_assert!(back.verify(bpc).is_ok());
+        }
+    }
+}

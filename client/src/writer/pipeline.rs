@@ -529,6 +529,7 @@ async fn connect(
         min_bytes_rcvd,
         bytes_per_checksum: inner.cfg.bytes_per_checksum,
         client_name: inner.client_name.clone(),
+        source: None,
     });
     let (conn, reply) = Conn::open::<pb::WriteBlockResponse>(first, op, inner.cfg.socket_timeout)
         .await

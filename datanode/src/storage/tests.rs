@@ -458,6 +458,44 @@ fn stale_replicas_are_replaced_and_deletes_respect_the_stamp() {
 }
 
 #[test]
+fn a_failed_transfer_leaves_nothing_that_refuses_the_next() {
+    let fx = Fixture::new(1);
+    let (storage, _rx) = fx.open();
+    let rbw = fx.dirs[0].join("current/rbw");
+    let b = Block::new(7, 5, 0);
+    // A transfer's copy that stopped half-way is removed when abandoned.
+    let w = storage.create_temporary(b, BPC).unwrap();
+    write(&w, 0, &bytes(3000, 2));
+    w.abandon();
+    assert!(storage.get(b.id).is_none());
+    assert_eq!(file_count(&rbw), 0);
+
+    // One left behind (its writer never gave it up) is replaced by the next copy, not refused;
+    // a client's create of the same stamp is still refused.
+    let stuck = storage.create_temporary(b, BPC).unwrap();
+    write(&stuck, 0, &bytes(1000, 3));
+    assert!(matches!(storage.create(b, BPC), Err(Error::Exists(_))));
+    let w = storage.create_temporary(b, BPC).unwrap();
+    assert!(stuck.write(1000, &[1], &[crc32c::crc32c(&[1])]).is_err());
+    let data = bytes(2000, 4);
+    write(&w, 0, &data);
+    w.finalize().unwrap();
+    assert_eq!(read_all(&storage, b.id).0, data);
+    // A finalized replica of the stamp is the block itself: a copy of it is refused.
+    assert!(matches!(
+        storage.create_temporary(b, BPC),
+        Err(Error::Exists(_))
+    ));
+
+    // A client's partly written replica stays for recovery when its pipeline fails.
+    let c = Block::new(8, 5, 0);
+    let w = storage.create(c, BPC).unwrap();
+    write(&w, 0, &bytes(700, 5));
+    w.abandon();
+    assert_eq!(storage.get(c.id).unwrap().block.num_bytes, 700);
+}
+
+#[test]
 fn lease_recovery_steps() {
     let fx = Fixture::new(1);
     let (storage, mut rx) = fx.open();

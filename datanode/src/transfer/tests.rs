@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
 use crate::shutdown::{self, Trigger};
-use crate::types::ReplicaEvent;
+use crate::types::{BadReplica, ReplicaEvent};
 
 const BPC: u32 = 512;
 const T: Duration = Duration::from_secs(10);
@@ -20,7 +20,7 @@ struct Node {
     addr: SocketAddr,
     ctx: Arc<XferContext>,
     events: UnboundedReceiver<ReplicaEvent>,
-    bad: UnboundedReceiver<Block>,
+    bad: UnboundedReceiver<BadReplica>,
     trigger: Trigger,
     server: tokio::task::JoinHandle<()>,
     _tmp: tempfile::TempDir,
@@ -32,14 +32,19 @@ impl Node {
         let (etx, events) = mpsc::unbounded_channel();
         let storage = Storage::open(&[tmp.path().join("v")], 0, etx).unwrap();
         let (btx, bad) = mpsc::unbounded_channel();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let ctx = Arc::new(XferContext {
+            me: Peer {
+                uuid: storage.uuid().to_string(),
+                host: "127.0.0.1".into(),
+                port: addr.port(),
+            },
             storage,
             socket_timeout: T,
             active: AtomicUsize::new(0),
             bad_blocks: btx,
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (trigger, down) = shutdown::channel();
         let server = tokio::spawn(serve(listener, ctx.clone(), 16, down));
         Node {
@@ -54,15 +59,7 @@ impl Node {
     }
 
     fn id(&self) -> pb::DatanodeId {
-        pb::DatanodeId {
-            uuid: self.ctx.storage.uuid().to_string(),
-            host: "127.0.0.1".into(),
-            xfer_port: u32::from(self.addr.port()),
-        }
-    }
-
-    fn peer(&self) -> Peer {
-        Peer::try_from(&self.id()).unwrap()
+        (&self.ctx.me).into()
     }
 
     async fn stop(self) {
@@ -108,6 +105,7 @@ fn write_op(block: Block, targets: &[&Node], stage: pb::Stage, min_bytes: u64) -
         min_bytes_rcvd: min_bytes,
         bytes_per_checksum: BPC,
         client_name: "test-client".into(),
+        source: None,
     })
 }
 
@@ -565,7 +563,7 @@ async fn transfer_command_replicates_and_recovery_agrees_on_a_length() {
         .unwrap()
         .write_all_at(b"\x00\x01", 100_000)
         .unwrap();
-    let d = Node::start().await;
+    let mut d = Node::start().await;
     let cmd = pb::TransferBlockCommand {
         block: Some(done.into()),
         targets: vec![d.id()],
@@ -573,13 +571,30 @@ async fn transfer_command_replicates_and_recovery_agrees_on_a_length() {
     assert!(crate::commands::transfer_block(&a.ctx, &cmd, T)
         .await
         .is_err());
-    assert_eq!(a.bad.recv().await.unwrap(), done);
-    let v = d.ctx.storage.get(done.id).unwrap();
+    assert_eq!(a.bad.recv().await.unwrap(), BadReplica::Local(done));
+    // The target reports the source (reportRemoteBadBlock) and keeps nothing of the copy.
     assert_eq!(
-        v.state,
-        ReplicaState::Rbw,
-        "the corrupt copy is never finalized"
+        d.bad.recv().await.unwrap(),
+        BadReplica::Remote {
+            block: done,
+            datanode: a.ctx.me.uuid.clone()
+        }
     );
+    assert!(
+        d.ctx.storage.get(done.id).is_none(),
+        "the corrupt copy stays"
+    );
+    assert!(d.ctx.storage.block_report().is_empty());
+    // The next copy, from an intact replica, finds nothing in its way.
+    let cmd = pb::TransferBlockCommand {
+        block: Some(done.into()),
+        targets: vec![d.id()],
+    };
+    crate::commands::transfer_block(&b.ctx, &cmd, T)
+        .await
+        .unwrap();
+    let v = d.ctx.storage.get(done.id).unwrap();
+    assert_eq!((v.state, v.block), (ReplicaState::Finalized, done));
 
     // Lease recovery over RBW replicas of different lengths: b and c hold the block open.
     let open = Block::new(88, 5, 0);
@@ -605,7 +620,7 @@ async fn transfer_command_replicates_and_recovery_agrees_on_a_length() {
         new_generation_stamp: 6,
         replicas: vec![b.id(), c.id(), d.id()],
     };
-    let err = crate::commands::recover_block(&b.ctx, &b.peer(), client, &cmd, T)
+    let err = crate::commands::recover_block(&b.ctx, client, &cmd, T)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Rpc(_)), "{err}");

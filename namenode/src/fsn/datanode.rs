@@ -23,6 +23,7 @@ impl FsState {
             for u in uuids {
                 if self.blocks.mark_bad(b.id, u, b.gs) {
                     tracing::warn!(block = %b.id, datanode = %u, "replica reported corrupt");
+                    self.repl.source_corrupt(b.id, u);
                 }
             }
         }
@@ -150,11 +151,13 @@ impl FsState {
         }
     }
 
-    pub fn dn_report_bad_blocks(&mut self, uuid: &str, blocks: &[Block]) -> Result<()> {
+    /// Bad replicas reported by the DataNode `uuid`: its own, or (HDFS's reportRemoteBadBlock)
+    /// those of a DataNode whose data failed the checksum while it copied them.
+    pub fn dn_report_bad_blocks(&mut self, uuid: &str, bad: &[(Block, String)]) -> Result<()> {
         self.check_dn(uuid)?;
-        let bad: Vec<(Block, Vec<String>)> = blocks
+        let bad: Vec<(Block, Vec<String>)> = bad
             .iter()
-            .map(|b| (*b, vec![uuid.to_string()]))
+            .map(|(b, holder)| (*b, vec![holder.clone()]))
             .collect();
         self.report_bad_blocks(&bad);
         Ok(())

@@ -885,6 +885,40 @@ fn corrupt_replica_is_hidden_healed_then_deleted() {
 }
 
 #[test]
+fn a_copy_whose_source_is_reported_corrupt_is_rescheduled_from_another_at_once() {
+    let mut fx = Fx::new();
+    for (i, u) in ["d1", "d2", "d3", "d4"].iter().enumerate() {
+        fx.dn(u, 10 + i as u32);
+    }
+    let b = fx.write_file("/f", 3, 10);
+    let holders = fx.locations("/f");
+    fx.st.report_bad_blocks(&[(b, vec![holders[0].clone()])]);
+    fx.st.replication_tick(fx.at(1));
+    let scheduled = |fx: &mut Fx, secs| -> Vec<(String, String)> {
+        holders[1..]
+            .iter()
+            .flat_map(|h| {
+                let t = transfers(&fx.heartbeat(h, secs).unwrap());
+                t.into_iter().map(|(_, to)| (h.clone(), to[0].clone()))
+            })
+            .collect()
+    };
+    let first = scheduled(&mut fx, 1);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (source, target) = first[0].clone();
+    // The target finds the source's data corrupt and says so (reportRemoteBadBlock).
+    fx.st
+        .dn_report_bad_blocks(&target, &[(b, source.clone())])
+        .unwrap();
+    // The next pass, long before the pending copy would time out, copies from the other one.
+    fx.st.replication_tick(fx.at(2));
+    let second = scheduled(&mut fx, 2);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second[0].0, source);
+    assert!(!fx.locations("/f").contains(&source));
+}
+
+#[test]
 fn a_corrupt_replica_heals_when_every_datanode_holds_a_copy() {
     let mut fx = Fx::new();
     for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {

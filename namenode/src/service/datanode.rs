@@ -106,8 +106,20 @@ impl DatanodeProtocol for Service {
         req: Request<pb::DnReportBadBlocksRequest>,
     ) -> Rpc<pb::DnReportBadBlocksResponse> {
         let r = req.into_inner();
-        let blocks: Vec<Block> = r.blocks.iter().map(Block::from).collect();
-        self.exec(|st| st.dn_report_bad_blocks(&r.uuid, &blocks))
+        let mut bad: Vec<(Block, String)> = r
+            .blocks
+            .iter()
+            .map(|b| (Block::from(b), r.uuid.clone()))
+            .collect();
+        for x in &r.remote {
+            let block = x.block.as_ref().ok_or_else(|| {
+                to_status(Error::InvalidArgument(
+                    "remote bad replica without a block".into(),
+                ))
+            })?;
+            bad.push((Block::from(block), x.datanode_uuid.clone()));
+        }
+        self.exec(|st| st.dn_report_bad_blocks(&r.uuid, &bad))
             .await?;
         Ok(Response::new(pb::DnReportBadBlocksResponse {}))
     }
