@@ -210,6 +210,57 @@ fn a_killed_writer_loses_its_lease_and_the_file_is_closed_consistently() {
     assert_eq!(client.stat("/orphan").unwrap().length, st.length + 4);
 }
 
+/// Found by the chaos soak: an append takes a new generation stamp at the NameNode, and when its
+/// writer fails to reopen any replica (here the only DataNode is down), no replica ever has
+/// that stamp. Lease recovery used to leave every replica out as stale, so the file stayed open
+/// for good; now, every replica having answered, it recovers from the newest.
+#[test]
+fn an_append_that_reopened_no_replica_is_recovered_from_the_older_stamp() {
+    let mut c = cluster()
+        .datanodes(1)
+        .replication(1)
+        .conf("dfs.namenode.lease.soft-limit", "1s")
+        .conf("dfs.namenode.lease.hard-limit", "3s")
+        .start()
+        .unwrap();
+    let content = data(300_000, 51);
+    let client = c.client().unwrap();
+    let mut w = client.create("/appended", Default::default()).unwrap();
+    w.write_all(&content).unwrap();
+    w.close().unwrap();
+    let before = fsck_blocks(&c, "/appended")[0].1["generation_stamp"]
+        .as_u64()
+        .unwrap();
+
+    // Killed, and still live to the NameNode until its heartbeats are missed for 5 s.
+    c.kill_datanode(0);
+    let out = dfs(&c, &["append", "/dev/null", "/appended"]);
+    c.restart_datanode(0).unwrap();
+    assert!(!out.status.success(), "the append reached a dead DataNode");
+    // The NameNode has the append's stamp; the only replica still has the one before.
+    let reopened = fsck_blocks(&c, "/appended")[0].1["generation_stamp"]
+        .as_u64()
+        .unwrap();
+    assert!(reopened > before, "{reopened} after {before}");
+
+    let st = eventually(
+        Duration::from_secs(30),
+        "lease recovery to close the appended file",
+        || {
+            client
+                .stat("/appended")
+                .ok()
+                .filter(|s| !s.under_construction)
+        },
+    );
+    assert_eq!(st.length, content.len() as u64);
+    assert_eq!(read_all(&client, "/appended"), content);
+    let mut w = client.append("/appended").unwrap();
+    w.write_all(b"tail").unwrap();
+    w.close().unwrap();
+    assert_eq!(client.stat("/appended").unwrap().length, st.length + 4);
+}
+
 #[test]
 fn recover_lease_command_closes_an_abandoned_file() {
     let c = cluster()

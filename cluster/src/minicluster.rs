@@ -425,6 +425,15 @@ impl MiniCluster {
     pub fn stop_datanode(&mut self, i: usize) -> Result<()> {
         self.datanodes[i].stop(Duration::from_secs(30))
     }
+    /// Freezes DataNode `i` (SIGSTOP): it holds its connections but answers nothing, as a node
+    /// stalled on a slow disk or swapping does.
+    pub fn pause_datanode(&mut self, i: usize) {
+        self.datanodes[i].signal(libc::SIGSTOP);
+    }
+    /// Lets a paused DataNode run again (SIGCONT).
+    pub fn resume_datanode(&mut self, i: usize) {
+        self.datanodes[i].signal(libc::SIGCONT);
+    }
     /// Starts DataNode `i` again on the same port and volumes.
     pub fn restart_datanode(&mut self, i: usize) -> Result<()> {
         if self.datanodes[i].is_running() {

@@ -235,10 +235,10 @@ async fn recover_on(
 }
 
 /// Lease recovery as the primary: every replica reports its verified length; those with the
-/// newest generation stamp (not older than the NameNode's) agree on the minimum, truncate to it,
-/// take the new stamp and finalize; then the NameNode is told with CommitBlockSynchronization.
-/// When every DataNode answers that it has no replica at all, the block was never written
-/// anywhere, and the NameNode is told to drop it.
+/// newest generation stamp (not older than the NameNode's, unless every replica answered and none
+/// has it) and the longest verified prefix keep it, take the new stamp and finalize; then the
+/// NameNode is told with CommitBlockSynchronization. When every DataNode answers that it has no
+/// replica at all, the block was never written anywhere, and the NameNode is told to drop it.
 pub(crate) async fn recover_block(
     ctx: &Arc<XferContext>,
     mut client: NnClient,
@@ -258,19 +258,34 @@ pub(crate) async fn recover_block(
         .filter_map(|d| Peer::try_from(d).ok())
         .collect();
     let mut found = Vec::new();
+    let mut older = Vec::new();
     let mut absent = 0;
+    let mut silent = 0;
     for p in &peers {
         match recover_on(ctx, p, block, 0, None, t).await {
             Ok((len, gs)) if gs >= block.gs => found.push((p, len, gs)),
-            Ok((_, gs)) => {
-                info!(%block, replica = %p.addr(), "stale replica (stamp {}) left out", gs.0)
+            Ok((len, gs)) => {
+                info!(%block, replica = %p.addr(), "replica with older stamp {}", gs.0);
+                older.push((p, len, gs));
             }
             Err(Error::NotFound(m)) => {
                 info!(%block, replica = %p.addr(), "no replica: {m}");
                 absent += 1;
             }
-            Err(e) => warn!(%block, replica = %p.addr(), "replica did not answer recovery: {e}"),
+            Err(e) => {
+                warn!(%block, replica = %p.addr(), "replica did not answer recovery: {e}");
+                silent += 1;
+            }
         }
+    }
+    // The NameNode's stamp moves before any DataNode has it: an append reopens the block with a
+    // new stamp, a pipeline update takes one, and the writer may die before a single replica is
+    // reopened with it. When every replica answered and none has that stamp, no byte was ever
+    // written under it, and the newest replicas hold all there is: recover from them. (While
+    // one stays silent it may hold the newer bytes, so recovery waits for it.)
+    if found.is_empty() && silent == 0 && !older.is_empty() {
+        info!(%block, "no replica has the NameNode's stamp; recovering from the newest of all");
+        found = older;
     }
     if !peers.is_empty() && absent == peers.len() {
         client
@@ -292,7 +307,11 @@ pub(crate) async fn recover_block(
         )));
     };
     found.retain(|f| f.2 == newest);
-    let new_len = found.iter().map(|f| f.1).min().unwrap_or(0);
+    // A replica damaged on disk verifies a shorter prefix than the others hold: their minimum
+    // would cut acknowledged bytes. Recover to the longest verified prefix, on the replicas that
+    // hold all of it; the rest keep the old stamp and are replaced by re-replication.
+    let new_len = found.iter().map(|f| f.1).max().unwrap_or(0);
+    found.retain(|f| f.1 == new_len);
     let mut synced = Vec::new();
     for (p, _, _) in &found {
         match recover_on(ctx, p, block, new_gs, Some(new_len), t).await {

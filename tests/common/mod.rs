@@ -271,6 +271,13 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Frees what [`Tmpfs::fill`] took.
+    pub fn empty(&self) {
+        let _ = std::fs::remove_file(self.dir.join("filler"));
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
