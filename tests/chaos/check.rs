@@ -180,7 +180,7 @@ fn intact(files: &[PathBuf], id: u64, gs: u64, expected: &[u8]) -> bool {
 }
 
 /// Every `blk_…` file on DataNode `dn`'s volumes.
-fn replica_files(c: &MiniCluster, dn: usize) -> Vec<PathBuf> {
+pub fn replica_files(c: &MiniCluster, dn: usize) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for v in c.datanode_volumes(dn) {
         walk(&v, &mut out);

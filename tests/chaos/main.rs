@@ -299,12 +299,9 @@ fn damage(
     rng: &mut Rng,
     damaged: &mut std::collections::BTreeSet<String>,
 ) -> Option<&'static str> {
-    let mut candidates = Vec::new();
-    for dn in 0..c.num_datanodes() {
-        for v in c.datanode_volumes(dn) {
-            collect_blocks(&v, &mut candidates);
-        }
-    }
+    let mut candidates: Vec<_> = (0..c.num_datanodes())
+        .flat_map(|dn| check::replica_files(c, dn))
+        .collect();
     candidates.retain(|p| {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         under(p, "finalized") && !name.ends_with(".meta") && !damaged.contains(&name)
@@ -328,20 +325,6 @@ fn damage(
         let f = std::fs::OpenOptions::new().write(true).open(p).ok()?;
         f.set_len(rng.below(len)).ok()?;
         Some("truncated block file")
-    }
-}
-
-fn collect_blocks(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_blocks(&p, out);
-        } else if p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("blk_"))
-        {
-            out.push(p);
-        }
     }
 }
 
