@@ -628,15 +628,27 @@ impl DfsClient {
     /// Truncates a closed file to `new_length`: a cut keeps no byte past it, a longer length
     /// adds a hole that reads as zeros.
     pub async fn truncate(&self, path: &str, new_length: u64) -> Result<()> {
-        self.follow(&[path], |p| {
-            let req = pb::TruncateRequest {
-                path: p[0].clone(),
-                new_length,
-                client_name: self.inner.client_name.clone(),
-            };
-            async move { call!(self.inner.nn, truncate, req).map(|_| ()) }
-        })
-        .await
+        let (path, resp) = self
+            .follow(&[path], |p| {
+                let req = pb::TruncateRequest {
+                    path: p[0].clone(),
+                    new_length,
+                    client_name: self.inner.client_name.clone(),
+                };
+                async move { Ok((p[0].clone(), call!(self.inner.nn, truncate, req)?)) }
+            })
+            .await?;
+        if resp.compact.is_empty() {
+            return Ok(());
+        }
+        // The cut left the file storing many times its length: copy what the NameNode named, as
+        // a writer's close would. Only space is at stake, so a failure leaves the cut standing.
+        let ranges = resp.compact.iter().map(|e| (e.offset, e.length)).collect();
+        let compacted = async { self.append(&path).await?.close_compacted(ranges).await };
+        if let Err(e) = compacted.await {
+            tracing::warn!(%path, "truncated, but not compacted: {e}");
+        }
+        Ok(())
     }
 
     /// Sets an extended attribute (`user.`, `trusted.` or `security.` namespace).

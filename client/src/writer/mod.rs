@@ -297,13 +297,19 @@ impl FileWriter {
 
     /// Turns the writer to log blocks: the block being appended to ends here.
     async fn start_log(&mut self) -> Result<()> {
+        self.end_current().await?;
+        self.log = Some(Pending::default());
+        Ok(())
+    }
+
+    /// Sends the buffered bytes and ends the block being written, if any.
+    async fn end_current(&mut self) -> Result<()> {
         if self.block.is_some() {
             if !self.buf.is_empty() {
                 self.send_buf(false).await?;
             }
             self.end_block().await?;
         }
-        self.log = Some(Pending::default());
         Ok(())
     }
 
@@ -371,12 +377,22 @@ impl FileWriter {
         result
     }
 
+    /// Closes after copying `ranges` (compaction's step a truncate named) into the log: the cut
+    /// left garbage that no other writer may come to free.
+    pub(crate) async fn close_compacted(&mut self, ranges: Vec<(u64, u64)>) -> Result<()> {
+        self.compact = ranges;
+        self.close().await
+    }
+
     async fn finish(&mut self) -> Result<()> {
-        if self.block.is_some() {
-            if !self.buf.is_empty() {
-                self.send_buf(false).await?;
-            }
-            self.end_block().await?;
+        self.end_current().await?;
+        // Compaction named at the last block's end runs before the file closes, step after step
+        // until the file is within bound: a file closed after a burst of overwrites would keep
+        // its garbage until someone writes to it again. Every step frees bytes (the NameNode
+        // never names a block without garbage), so the loop ends.
+        while !self.compact.is_empty() {
+            self.compact().await?;
+            self.end_current().await?;
         }
         // The DataNodes report finalized replicas to the NameNode asynchronously; the NameNode
         // waits a moment for the first, and answers `completed: false` if it has not come: then

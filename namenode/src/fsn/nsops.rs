@@ -563,7 +563,8 @@ impl FsState {
     }
 
     /// Cuts a closed file to `new_length` or grows it with a hole: no byte is rewritten on a
-    /// DataNode (see `namespace::file`).
+    /// DataNode (see `namespace::file`). Returns compaction's next step, as a commit does: a cut
+    /// can leave a file storing many times its length, and no writer comes to compact it.
     pub fn truncate(
         &mut self,
         c: &Caller,
@@ -571,7 +572,7 @@ impl FsState {
         new_length: u64,
         client: &str,
         now: Now,
-    ) -> Result<()> {
+    ) -> Result<Vec<(u64, u64)>> {
         self.check_writable("truncate")?;
         let id = self.target(c, path)?;
         let f = self.file(id, path)?.clone();
@@ -587,7 +588,7 @@ impl FsState {
             )));
         }
         if new_length == f.length() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.log(Op::Truncate {
             path: DfsPath::inode(id.0),
@@ -597,7 +598,7 @@ impl FsState {
         if !self.checker.is_superuser(c) {
             self.drop_privileges(id, now)?;
         }
-        Ok(())
+        Ok(self.file(id, path)?.compaction(None))
     }
 
     pub fn content_summary(&mut self, c: &Caller, path: &DfsPath) -> Result<ContentSummary> {

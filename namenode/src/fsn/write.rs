@@ -375,7 +375,7 @@ impl FsState {
         if !req.compact {
             return Ok(Vec::new());
         }
-        Ok(self.file(id, &path)?.compaction(b.id))
+        Ok(self.file(id, &path)?.compaction(Some(b.id)))
     }
 
     pub fn fsync(

@@ -334,9 +334,11 @@ impl FileMeta {
     }
 
     /// Compaction's next step: when the file stores more than twice its length plus a block, the
-    /// file ranges (offset, length) still mapped to the block other than `current` with the
-    /// fewest live bytes; else nothing.
-    pub fn compaction(&self, current: BlockId) -> Vec<(u64, u64)> {
+    /// file ranges (offset, length) still mapped to the block other than `current` (the log block
+    /// being written) with the fewest live bytes among those holding garbage; else nothing. A block
+    /// without garbage is never named: copying it would free nothing, so every step frees bytes
+    /// and a writer compacting step after step ends.
+    pub fn compaction(&self, current: Option<BlockId>) -> Vec<(u64, u64)> {
         let stored: u64 = self.blocks.iter().map(|b| b.num_bytes).sum();
         if stored
             <= self
@@ -350,11 +352,12 @@ impl FileMeta {
         for e in &self.extents {
             *live.entry(e.block).or_default() += e.len;
         }
+        let live_in = |b: &Block| live.get(&b.id).copied().unwrap_or(0);
         let victim = self
             .blocks
             .iter()
-            .filter(|b| b.id != current)
-            .min_by_key(|b| live.get(&b.id).copied().unwrap_or(0));
+            .filter(|b| Some(b.id) != current && live_in(b) < b.num_bytes)
+            .min_by_key(|b| live_in(b));
         let Some(victim) = victim else {
             return Vec::new();
         };
@@ -606,16 +609,31 @@ mod tests {
         f.commit(b(3, 85), &[x(0, 80, 3, 0), x(90, 5, 3, 80)], 100)
             .unwrap();
         assert!(
-            f.compaction(BlockId(3)).is_empty(),
+            f.compaction(Some(BlockId(3))).is_empty(),
             "not past 2 × 100 + 100"
         );
         f.push_log_block(b(4, 0));
         f.commit(b(4, 75), &[x(0, 75, 4, 0)], 100).unwrap();
         // 350 stored: block 1 has 5 live bytes, fewer than any other.
-        assert_eq!(f.compaction(BlockId(4)), vec![(95, 5)]);
+        assert_eq!(f.compaction(Some(BlockId(4))), vec![(95, 5)]);
         let gone = f.commit(b(4, 80), &[x(95, 5, 4, 75)], 100).unwrap();
         assert_eq!(gone, vec![b(1, 100)]);
-        assert!(f.compaction(BlockId(4)).is_empty());
+        assert!(f.compaction(Some(BlockId(4))).is_empty());
+    }
+
+    #[test]
+    fn compaction_after_a_cut_names_a_block_with_garbage_never_one_without() {
+        let mut f = FileMeta::sequential(3, 100, vec![b(1, 100)], Some("c".into()));
+        f.push_log_block(b(2, 0));
+        f.commit(b(2, 100), &[x(0, 20, 2, 0)], 100).unwrap();
+        f.push_log_block(b(3, 0));
+        f.commit(b(3, 10), &[x(20, 10, 3, 0)], 100).unwrap();
+        f.close();
+        assert!(f.compaction(None).is_empty(), "210 stored for 100");
+        f.truncate(50);
+        // 210 stored for 50: block 3 has the fewest live bytes but no garbage; blocks 1 and 2
+        // have 20 live bytes each, and the first is named.
+        assert_eq!(f.compaction(None), vec![(30, 20)]);
     }
 
     #[test]
@@ -627,7 +645,7 @@ mod tests {
         assert_eq!(f.blocks[0].num_bytes, 90, "bytes 10..90 are still mapped");
         f.commit(b(1, 90), &[x(u64::MAX - 20, 10, 1, 0)], u64::MAX - 10)
             .unwrap();
-        assert!(f.compaction(BlockId(1)).is_empty());
+        assert!(f.compaction(Some(BlockId(1))).is_empty());
     }
 
     #[test]

@@ -170,14 +170,7 @@ impl ClientProtocol for Service {
             .exec(|st| st.commit_extents(req, Now::current()))
             .await?;
         Ok(Response::new(pb::CommitExtentsResponse {
-            compact: compact
-                .into_iter()
-                .map(|(offset, length)| pb::FileExtent {
-                    offset,
-                    length,
-                    block_offset: 0,
-                })
-                .collect(),
+            compact: ranges(compact),
         }))
     }
 
@@ -413,9 +406,12 @@ impl ClientProtocol for Service {
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.truncate(&c, &p, r.new_length, &r.client_name, Now::current()))
+        let compact = self
+            .exec(|st| st.truncate(&c, &p, r.new_length, &r.client_name, Now::current()))
             .await?;
-        Ok(Response::new(pb::TruncateResponse {}))
+        Ok(Response::new(pb::TruncateResponse {
+            compact: ranges(compact),
+        }))
     }
 
     async fn get_content_summary(
@@ -690,4 +686,16 @@ impl Service {
 
 fn acl_spec(entries: &[pb::AclEntry]) -> std::result::Result<Vec<AclEntry>, Status> {
     dfs_proto::acl::from_wire(entries).map_err(|e| to_status(Error::InvalidArgument(e)))
+}
+
+/// Compaction's file ranges on the wire (`block_offset` unused).
+fn ranges(compact: Vec<(u64, u64)>) -> Vec<pb::FileExtent> {
+    compact
+        .into_iter()
+        .map(|(offset, length)| pb::FileExtent {
+            offset,
+            length,
+            block_offset: 0,
+        })
+        .collect()
 }
