@@ -70,17 +70,28 @@ impl FsState {
                 candidates.push(t);
             }
         }
-        // Nothing reported and no live DataNode of the expected pipeline: nothing is stored anywhere
-        // we could ever learn of, so the block is dropped. While a live DataNode of the pipeline
-        // may hold it, recovery keeps asking, however often it failed: a length of 0 known here
-        // proves nothing, since hflushed data lives in replicas being written, which are never
-        // reported until finalized. A primary that finds no replica anywhere says so with
-        // CommitBlockSynchronization(delete_block). (Reported replicas are live, so they are
-        // candidates too.)
+        // Nothing reported and no live DataNode of the expected pipeline known: a NameNode
+        // restart forgets the pipeline, and replicas being written (an appended block reopened,
+        // hflushed bytes of a new one) are never reported until finalized. So every live
+        // DataNode is asked; the primary's search says whether any holds the block (dropping
+        // it then is CommitBlockSynchronization's decision, which refuses when bytes of it were
+        // acknowledged). Dropping it here without asking lost an appended file's closed bytes.
         if candidates.is_empty() {
+            candidates.extend(
+                self.dns
+                    .iter()
+                    .filter(|d| d.alive)
+                    .map(|d| d.id.uuid.clone()),
+            );
+        }
+        if candidates.is_empty() && last.num_bytes > 0 {
+            return Ok(false); // acknowledged bytes and no DataNode to ask: a later pass does
+        }
+        if candidates.is_empty() {
+            // Not a DataNode alive, and no byte of the block ever acknowledged: dropped.
             let mut blocks = f.blocks.clone();
             blocks.pop();
-            tracing::info!(%path, block = %last.id, "lease recovery: last block has no replicas; dropping it");
+            tracing::info!(%path, block = %last.id, "lease recovery: no live DataNode to ask; dropping the empty last block");
             self.close_recovered(id, &path, blocks, now)?;
             return Ok(true);
         }
@@ -188,6 +199,14 @@ impl FsState {
         if new_length > f.block_size {
             return Err(inval(format!(
                 "{new_length} bytes exceed the block size of {path}"
+            )));
+        }
+        if delete_block && cur.num_bytes > 0 {
+            // The NameNode recorded bytes of it as closed or synced: the DataNodes asked do not
+            // hold it, but one that is down does. Recovery retries until it is back.
+            return Err(Error::NotFound(format!(
+                "{} holds {} acknowledged bytes of {path}: not dropped while a DataNode holding it may be down",
+                block.id, cur.num_bytes
             )));
         }
         let mut blocks = f.blocks.clone();

@@ -757,6 +757,44 @@ fn hard_limit_recovers_empty_files_and_drops_replica_less_blocks() {
 }
 
 #[test]
+fn recovery_asks_every_datanode_and_never_drops_acknowledged_bytes() {
+    let mut fx = Fx::with(|c| c.lease_hard_limit = Duration::from_secs(100));
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let b = fx.write_file("/f", 1, 500);
+    fx.st.append(&root(), &p("/f"), "gone", fx.at(1)).unwrap();
+    // A NameNode restart forgets the pipeline, and the reopened replica is not reported.
+    fx.st.uc_targets.clear();
+    fx.st.blocks.remove_block(b.id);
+    fx.heartbeat("d1", 102);
+    fx.heartbeat("d2", 102);
+    fx.st.lease_tick(fx.at(102));
+    let asked: Vec<_> = ["d1", "d2"]
+        .into_iter()
+        .flat_map(|u| fx.heartbeat(u, 103).unwrap())
+        .filter_map(|c| match c {
+            Command::Recover {
+                block,
+                new_gs,
+                replicas,
+            } => Some((block, new_gs, replicas.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "one primary: {asked:?}");
+    let (block, new_gs, asked_of) = asked[0];
+    assert_eq!(asked_of, 2, "every live DataNode is asked");
+    // None has it (the one holding it is down): its 500 closed bytes are not dropped.
+    assert!(fx
+        .st
+        .commit_block_synchronization(block, new_gs, 0, true, true, &[], fx.at(104))
+        .is_err());
+    let info = fx.st.get_file_info(&root(), &p("/f")).unwrap().unwrap();
+    assert!(info.under_construction);
+    assert_eq!(info.length, 500);
+}
+
+#[test]
 fn dead_datanode_triggers_re_replication() {
     let mut fx = Fx::with(|c| c.dead_interval = Duration::from_secs(30));
     for (i, u) in ["d1", "d2", "d3"].iter().enumerate() {
