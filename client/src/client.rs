@@ -643,7 +643,7 @@ impl DfsClient {
         }
         // The cut left the file storing many times its length: copy what the NameNode named, as
         // a writer's close would. Only space is at stake, so a failure leaves the cut standing.
-        let ranges = resp.compact.iter().map(|e| (e.offset, e.length)).collect();
+        let ranges = crate::writer::compaction_ranges(&resp.compact);
         let compacted = async { self.append(&path).await?.close_compacted(ranges).await };
         if let Err(e) = compacted.await {
             tracing::warn!(%path, "truncated, but not compacted: {e}");

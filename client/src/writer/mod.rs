@@ -345,7 +345,7 @@ impl FileWriter {
         match call!(self.inner.nn, commit_extents, req) {
             Ok(r) => {
                 if block_done {
-                    self.compact = r.compact.iter().map(|e| (e.offset, e.length)).collect();
+                    self.compact = compaction_ranges(&r.compact);
                 }
                 Ok(())
             }
@@ -550,4 +550,10 @@ impl FileWriter {
             reason,
         })
     }
+}
+
+/// Compaction's file ranges (offset, length) as the NameNode names them, in a commit's or a
+/// truncate's answer.
+pub(crate) fn compaction_ranges(extents: &[pb::FileExtent]) -> Vec<(u64, u64)> {
+    extents.iter().map(|e| (e.offset, e.length)).collect()
 }

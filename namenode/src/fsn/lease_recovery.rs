@@ -84,10 +84,10 @@ impl FsState {
                     .map(|d| d.id.uuid.clone()),
             );
         }
-        if candidates.is_empty() && last.num_bytes > 0 {
-            return Ok(false); // acknowledged bytes and no DataNode to ask: a later pass does
-        }
         if candidates.is_empty() {
+            if last.num_bytes > 0 {
+                return Ok(false); // acknowledged bytes and no DataNode to ask: a later pass does
+            }
             // Not a DataNode alive, and no byte of the block ever acknowledged: dropped.
             let mut blocks = f.blocks.clone();
             blocks.pop();
