@@ -132,6 +132,7 @@ pub(crate) async fn write_block(
             Err((bad_link, e)) => {
                 warn!(block = %req.block, downstream = %first.addr(), "pipeline set-up failed: {e}");
                 writer.abandon();
+                writer.report_unfinished();
                 let resp = refuse(
                     wire_status(&e),
                     format!("downstream {bad_link}: {e}"),
@@ -166,6 +167,8 @@ pub(crate) async fn write_block(
             // A client's replica stays, even empty: pipeline recovery reopens it on survivors.
             if stage == Stage::Transfer {
                 writer.abandon();
+            } else {
+                writer.report_unfinished();
             }
             if let (Err(Error::Checksum(_)), Some(source)) = (&received, &req.source) {
                 warn!(block = %req.block, source = %source.addr(), "reporting the source's replica corrupt");

@@ -763,6 +763,13 @@ impl Storage {
         let g = lock(&r.inner);
         if g.gs > block.gs {
             warn!(block = %block.id, "not deleting: replica has newer generation stamp {}", g.gs.0);
+            // The NameNode decided on an older report: tell it what is here, so it judges this
+            // replica again instead of forgetting it (it dropped the one it asked to delete).
+            let current = view(r.id, &g).block;
+            self.emit(match g.state {
+                ReplicaState::Finalized => ReplicaEvent::Received(current),
+                ReplicaState::Rbw => ReplicaEvent::Receiving(current),
+            });
             return false;
         }
         let gone = self.remove_replica(st, block.id, g);
@@ -1261,6 +1268,19 @@ impl RbwWriter {
             g.gs,
             g.state,
         );
+    }
+
+    /// Reports the replica a stopped write leaves unfinished, unless it is gone or another
+    /// writer has taken it over. Without this report the NameNode would learn of it only at
+    /// the next full block report (hours away): a replica of an abandoned block, or one a
+    /// pipeline recovery left behind at an older stamp, would hold its disk space until then.
+    pub fn report_unfinished(&self) {
+        let g = lock(&self.replica.inner);
+        if g.removed || g.writer != Some(self.token) || g.state != ReplicaState::Rbw {
+            return;
+        }
+        self.storage
+            .emit(ReplicaEvent::Receiving(view(self.replica.id, &g).block));
     }
 }
 

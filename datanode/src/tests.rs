@@ -96,8 +96,28 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+type Conn = (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+);
+
 /// Writes `data` as one block to a single DataNode and waits for every ack.
 async fn write_block(addr: SocketAddr, block: pb::ExtendedBlock, data: &[u8]) {
+    let (mut r, mut w) = write_first_packet(addr, block, data).await;
+    write_packet(&mut w, &Packet::last(1, data.len() as u64, false))
+        .await
+        .unwrap();
+    w.flush().await.unwrap();
+    let ack: pb::PipelineAck = read_frame(&mut r).await.unwrap();
+    assert_eq!(
+        (ack.seqno, ack.replies),
+        (1, vec![pb::Status::Success as i32])
+    );
+}
+
+/// Opens a write pipeline to a single DataNode and sends `data` as its first packet, waiting
+/// for its ack.
+async fn write_first_packet(addr: SocketAddr, block: pb::ExtendedBlock, data: &[u8]) -> Conn {
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (r, w) = s.into_split();
     let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
@@ -122,17 +142,13 @@ async fn write_block(addr: SocketAddr, block: pb::ExtendedBlock, data: &[u8]) {
     )
     .await
     .unwrap();
-    write_packet(&mut w, &Packet::last(1, data.len() as u64, false))
-        .await
-        .unwrap();
     w.flush().await.unwrap();
-    for seqno in 0..2 {
-        let ack: pb::PipelineAck = read_frame(&mut r).await.unwrap();
-        assert_eq!(
-            (ack.seqno, ack.replies),
-            (seqno, vec![pb::Status::Success as i32])
-        );
-    }
+    let ack: pb::PipelineAck = read_frame(&mut r).await.unwrap();
+    assert_eq!(
+        (ack.seqno, ack.replies),
+        (0, vec![pb::Status::Success as i32])
+    );
+    (r, w)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,6 +322,45 @@ async fn datanode_lifecycle_against_a_namenode() {
         );
         assert_eq!(s.incremental[1].block, Some(finalized));
     });
+
+    // A write whose client goes away mid-block leaves an unfinished replica, reported at once
+    // (the NameNode deletes it if its block is gone); a delete naming an older stamp is refused
+    // and the replica reported again.
+    let unfinished = pb::ExtendedBlock {
+        block_id: 1235,
+        ..block
+    };
+    drop(write_first_packet(xfer_addr, unfinished, &data).await);
+    let receiving = pb::ReceivedDeletedBlock {
+        block: Some(pb::ExtendedBlock {
+            num_bytes: 3000,
+            ..unfinished
+        }),
+        status: pb::ReceivedDeletedStatus::Receiving as i32,
+    };
+    wait_until("the unfinished replica's report", || {
+        nn.with(|s| s.incremental.len() == 3)
+    })
+    .await;
+    nn.with(|s| assert_eq!(s.incremental[2], receiving));
+    let older = pb::ExtendedBlock {
+        generation_stamp: 4,
+        ..unfinished
+    };
+    nn.with(|s| {
+        s.commands.push(pb::DatanodeCommand {
+            command: Some(pb::datanode_command::Command::Delete(
+                pb::DeleteBlocksCommand {
+                    blocks: vec![older],
+                },
+            )),
+        })
+    });
+    wait_until("the refused delete's report", || {
+        nn.with(|s| s.incremental.len() == 4)
+    })
+    .await;
+    nn.with(|s| assert_eq!(s.incremental[3], receiving));
 
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), dn)

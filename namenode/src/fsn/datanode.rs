@@ -106,15 +106,9 @@ impl FsState {
                     }
                     self.process_replica(uuid, b, true)
                 }
-                ReceivedDeleted::Receiving(b) => {
-                    let uc = self
-                        .ns
-                        .block_file(b.id)
-                        .is_some_and(|(_, f, i)| !f.block_complete(i));
-                    if uc {
-                        self.process_replica(uuid, b, false);
-                    }
-                }
+                // A replica a stopped write left unfinished: deleted if its block is gone or was
+                // finished without it, recorded for recovery otherwise.
+                ReceivedDeleted::Receiving(b) => self.process_replica(uuid, b, false),
                 ReceivedDeleted::Deleted(b) => {
                     self.blocks.remove(b.id, uuid);
                 }

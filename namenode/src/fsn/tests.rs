@@ -1194,6 +1194,43 @@ fn block_reports_diff_and_delete_unknown_or_stale() {
 }
 
 #[test]
+fn an_unfinished_replica_is_deleted_when_its_block_is_gone_or_finished_without_it() {
+    let mut fx = Fx::new();
+    fx.dn("d1", 1);
+    fx.dn("d2", 2);
+    let b = fx.write_file("/f", 1, 10);
+    let holder = fx.holders(b)[0].clone();
+    let other = if holder == "d1" { "d2" } else { "d1" };
+    // Left by a write to a block since abandoned, or by a pipeline that went on without it.
+    let abandoned = Block {
+        id: BlockId(99),
+        gs: GenStamp(1),
+        num_bytes: 0,
+    };
+    let behind = Block {
+        gs: GenStamp(b.gs.0 - 1),
+        num_bytes: 4,
+        ..b
+    };
+    let now = fx.at(1);
+    fx.st
+        .block_received_and_deleted(
+            other,
+            &[
+                ReceivedDeleted::Receiving(abandoned),
+                ReceivedDeleted::Receiving(behind),
+            ],
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        deletes(&fx.heartbeat(other, 1).unwrap()),
+        vec![abandoned, behind]
+    );
+    assert_eq!(fx.holders(b), vec![holder]);
+}
+
+#[test]
 fn deleting_a_file_schedules_replica_deletion() {
     let mut fx = Fx::new();
     fx.dn("d1", 1);
