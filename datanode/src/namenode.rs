@@ -1,5 +1,5 @@
 //! The NameNode actor: registration, heartbeats, full block reports, command execution, and the
-//! reporter that sends incremental reports (received/deleted) and bad blocks promptly.
+//! reporter that sends incremental reports (received/receiving/deleted) and bad blocks promptly.
 //!
 //! The gRPC channel is lazy and reconnects by itself, so a NameNode restart only costs failed
 //! heartbeats until it answers `reregister`, upon which the DataNode registers again and sends a

@@ -763,13 +763,12 @@ impl Storage {
         let g = lock(&r.inner);
         if g.gs > block.gs {
             warn!(block = %block.id, "not deleting: replica has newer generation stamp {}", g.gs.0);
-            // The NameNode decided on an older report: tell it what is here, so it judges this
-            // replica again instead of forgetting it (it dropped the one it asked to delete).
-            let current = view(r.id, &g).block;
-            self.emit(match g.state {
-                ReplicaState::Finalized => ReplicaEvent::Received(current),
-                ReplicaState::Rbw => ReplicaEvent::Receiving(current),
-            });
+            // The NameNode decided on an older report and dropped its record: an unfinished
+            // replica is reported again, so it is judged at its stamp instead of forgotten (a
+            // finalized one was reported when it was finalized).
+            if g.state == ReplicaState::Rbw {
+                self.emit(ReplicaEvent::Receiving(view(r.id, &g).block));
+            }
             return false;
         }
         let gone = self.remove_replica(st, block.id, g);

@@ -92,9 +92,9 @@ impl From<ReplicaState> for pb::ReplicaState {
 pub(crate) enum ReplicaEvent {
     /// A replica was finalized here.
     Received(Block),
-    /// A replica here is not finalized and no writer will finish it: a stopped write left it,
-    /// or a delete was refused because it has a newer stamp than the NameNode named (HDFS's
-    /// RECEIVING_BLOCK). The NameNode deletes it if its block is gone or was finished without
+    /// A replica here is not finalized, and the NameNode may not know it at this stamp: a
+    /// stopped write left it, or a delete was refused because it has a newer stamp than the
+    /// NameNode named (HDFS's RECEIVING_BLOCK). The NameNode deletes it if its block is gone or was finished without
     /// it, and otherwise records it for pipeline or lease recovery.
     Receiving(Block),
     /// A replica was removed here (deleted on command, replaced, or lost with its volume).

@@ -78,6 +78,15 @@ impl OpenFile {
         }
     }
 
+    /// This mount's writer wrote: the file is `len` bytes long now, and `over` says whether the
+    /// write went over old bytes (which a read stream may hold).
+    fn wrote(&self, len: u64, over: bool) {
+        self.length.store(len, Ordering::Release);
+        if over {
+            self.changed();
+        }
+    }
+
     fn changed(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
     }
@@ -371,12 +380,34 @@ impl Fs {
         // O_APPEND writes go to the end whatever the kernel's idea of the size.
         let offset = if h.append { len } else { offset };
         writer.write_at(offset, data).await.or_errno()?;
-        f.length.store(writer.len(), Ordering::Release);
-        if offset < len {
-            // Bytes a read stream may hold changed.
-            f.changed();
-        }
+        f.wrote(writer.len(), offset < len);
         Ok(())
+    }
+
+    /// [`write`](Self::write) done at once on the calling thread, when no other request holds
+    /// the file's writer and the writer can buffer the bytes without I/O
+    /// ([`FileWriter::try_buffer`]); returns whether it was. `try_lock` never takes the writer
+    /// from a task waiting for it, and a task not yet started runs a request concurrent with
+    /// this one: the kernel sends one write(2), truncate or fsync of an inode at a time, and the
+    /// pages of an mmap's writeback in flight together never overlap.
+    pub(crate) fn write_now(&self, fh: FileHandle, offset: u64, data: &[u8]) -> bool {
+        let Ok(h) = self.file_handle(fh) else {
+            return false;
+        };
+        let f = &h.file;
+        let Ok(mut w) = f.write.try_lock() else {
+            return false;
+        };
+        let Some(writer) = w.writer.as_mut() else {
+            return false;
+        };
+        let len = writer.len();
+        let offset = if h.append { len } else { offset };
+        if !writer.try_buffer(offset, data) {
+            return false;
+        }
+        f.wrote(writer.len(), offset < len);
+        true
     }
 
     /// The file's writer in this mount, opened (appending) if there is none, and the file's

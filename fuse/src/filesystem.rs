@@ -1,6 +1,7 @@
 //! The `fuser::Filesystem` implementation: thin adapters. Each method takes what it needs from
-//! the request and runs the work as a task on the mount's tokio runtime, which replies. The
-//! kernel's session threads only read requests, so a slow DataNode delays the requests waiting
+//! the request and runs the work as a task on the mount's tokio runtime, which replies; only a
+//! write the file's writer buffers at once is answered on the session thread. The kernel's
+//! session threads never wait on the network, so a slow DataNode delays the requests waiting
 //! for it and nothing else.
 
 use std::ffi::{OsStr, OsString};
@@ -300,6 +301,9 @@ impl fuser::Filesystem for DfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if self.fs.write_now(fh, offset, data) {
+            return reply.written(data.len() as u32);
+        }
         // The request's buffer belongs to the session thread: the task gets a copy.
         let data = data.to_vec();
         self.run(|fs| async move {

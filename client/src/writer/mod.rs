@@ -192,17 +192,11 @@ impl FileWriter {
                     return Err(e);
                 }
             }
-            let block_off = self.block.as_ref().map_or(0, |b| b.sent) + self.buf.len() as u64;
-            let packet_end = ((block_off / PACKET_SIZE as u64) + 1) * PACKET_SIZE as u64;
-            let packet_end = packet_end.min(self.status.block_size);
+            let (block_off, packet_end) = self.packet_bounds();
             let n = (packet_end - block_off).min(data.len() as u64);
-            self.buf.extend_from_slice(&data[..n as usize]);
-            if let Some(p) = &mut self.log {
-                p.insert(at, n, block_off);
-            }
+            self.buffer(at, &data[..n as usize], block_off);
             data = &data[n as usize..];
             at += n;
-            self.length = self.length.max(at);
             if block_off + n == packet_end {
                 self.send_buf(false).await?;
                 if packet_end == self.status.block_size {
@@ -219,6 +213,52 @@ impl FileWriter {
             self.hflush().await?;
         }
         Ok(())
+    }
+
+    /// Buffers `data` at `offset` if that needs no I/O and leaves nothing to do after it: a
+    /// block is open, the bytes fit in the packet being filled without completing it, no
+    /// compaction or commit is due, and (before the writer turned to log blocks) they go at
+    /// the end. Returns whether it did; if not, nothing changed and
+    /// [`write_at`](Self::write_at) must be called. Lets a caller that must not wait (the
+    /// mount's request loop) take the common small write without a trip through the runtime.
+    pub fn try_buffer(&mut self, offset: u64, data: &[u8]) -> bool {
+        if self.state != State::Open
+            || self.block.is_none()
+            || !self.compact.is_empty()
+            || data.is_empty()
+            || offset.checked_add(data.len() as u64).is_none()
+        {
+            return false;
+        }
+        match &self.log {
+            None if offset != self.length => return false,
+            // An insert adds at most two pieces: stay within what write_here commits at.
+            Some(p) if p.len() + 2 > MAX_PENDING_EXTENTS => return false,
+            _ => {}
+        }
+        let (block_off, packet_end) = self.packet_bounds();
+        if block_off + data.len() as u64 >= packet_end {
+            return false;
+        }
+        self.buffer(offset, data, block_off);
+        true
+    }
+
+    /// Where in the open block the next byte goes, and where the packet being filled ends.
+    fn packet_bounds(&self) -> (u64, u64) {
+        let block_off = self.block.as_ref().map_or(0, |b| b.sent) + self.buf.len() as u64;
+        let packet_end = ((block_off / PACKET_SIZE as u64) + 1) * PACKET_SIZE as u64;
+        (block_off, packet_end.min(self.status.block_size))
+    }
+
+    /// Adds `data` (within the packet being filled) for file offset `at`, at `block_off` of the
+    /// open block.
+    fn buffer(&mut self, at: u64, data: &[u8], block_off: u64) {
+        self.buf.extend_from_slice(data);
+        if let Some(p) = &mut self.log {
+            p.insert(at, data.len() as u64, block_off);
+        }
+        self.length = self.length.max(at + data.len() as u64);
     }
 
     /// Makes everything written so far visible to new readers: sent to every DataNode of the

@@ -448,11 +448,7 @@ fn stale_replicas_are_replaced_and_deletes_respect_the_stamp() {
     assert!(storage.get(BlockId(1)).is_none());
     assert_eq!(
         events(&mut rx),
-        vec![
-            // The refused delete reports what is here, for the NameNode to judge again.
-            ReplicaEvent::Received(Block::new(1, 4, 20)),
-            ReplicaEvent::Deleted(Block::new(1, 4, 20))
-        ]
+        vec![ReplicaEvent::Deleted(Block::new(1, 4, 20))]
     );
     assert_eq!(
         file_count(&fx.dirs[0].join("current/finalized/subdir00")),

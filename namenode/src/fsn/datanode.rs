@@ -108,7 +108,7 @@ impl FsState {
                 }
                 // A replica a stopped write left unfinished: deleted if its block is gone or was
                 // finished without it, recorded for recovery otherwise.
-                ReceivedDeleted::Receiving(b) => self.process_replica(uuid, b, false),
+                ReceivedDeleted::Receiving(b) => self.receiving(uuid, b),
                 ReceivedDeleted::Deleted(b) => {
                     self.blocks.remove(b.id, uuid);
                 }
@@ -116,6 +116,58 @@ impl FsState {
         }
         self.update_safemode(now.at);
         Ok(())
+    }
+
+    /// A replica a stopped write left unfinished: deleted if its block is gone, was finished at
+    /// a newer stamp without it, or is being written by a pipeline that left this DataNode
+    /// behind; recorded for recovery otherwise. A report older than the record (overtaken by a
+    /// recovery's commit or a full report, or resent) changes nothing.
+    fn receiving(&mut self, uuid: &str, b: Block) {
+        let behind = self
+            .blocks
+            .replica(b.id, uuid)
+            .is_some_and(|r| r.gs > b.gs || (r.gs == b.gs && r.finalized));
+        if behind {
+            return;
+        }
+        let left_behind = self
+            .ns
+            .block_file(b.id)
+            .is_some_and(|(_, f, i)| !f.block_complete(i) && b.gs < f.blocks[i].gs)
+            && self
+                .uc_targets
+                .get(&b.id)
+                .is_some_and(|t| !t.iter().any(|u| u == uuid));
+        if left_behind {
+            self.blocks.remove(b.id, uuid);
+            self.dns.queue_delete(uuid, b);
+        } else {
+            self.process_replica(uuid, b, false);
+        }
+    }
+
+    /// Forgets and deletes the replicas of a block being written that are not on its new
+    /// pipeline `nodes` (HDFS drops them from the block's expected locations): they are at an
+    /// older stamp that nothing will read again, and a record of them would count as a corrupt
+    /// replica once the block is complete.
+    pub(crate) fn drop_left_behind(&mut self, id: BlockId, nodes: &[String]) {
+        let left: Vec<(String, Replica)> = self
+            .blocks
+            .replicas(id)
+            .filter(|(u, _)| !nodes.iter().any(|n| n == u))
+            .map(|(u, r)| (u.to_string(), *r))
+            .collect();
+        for (u, r) in left {
+            self.blocks.remove(id, &u);
+            self.dns.queue_delete(
+                &u,
+                Block {
+                    id,
+                    gs: r.gs,
+                    num_bytes: r.num_bytes,
+                },
+            );
+        }
     }
 
     /// Judges one reported replica: unknown → delete; stale stamp on a complete block →

@@ -1227,6 +1227,11 @@ fn an_unfinished_replica_is_deleted_when_its_block_is_gone_or_finished_without_i
         deletes(&fx.heartbeat(other, 1).unwrap()),
         vec![abandoned, behind]
     );
+    // A report older than the record (overtaken, or resent) leaves the record alone.
+    fx.st
+        .block_received_and_deleted(&holder, &[ReceivedDeleted::Receiving(behind)], now)
+        .unwrap();
+    assert!(deletes(&fx.heartbeat(&holder, 1).unwrap()).is_empty());
     assert_eq!(fx.holders(b), vec![holder]);
 }
 
@@ -1474,6 +1479,17 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
         Err(Error::LeaseConflict(_))
     ));
     let survivor = lb.locations[0].id.clone();
+    let dropped = lb.locations[1].id.uuid.clone();
+    // Both replicas being written were reported (a stopped write reports its replica).
+    let rbw = Block {
+        num_bytes: 5,
+        ..lb.block
+    };
+    for l in &lb.locations {
+        fx.st
+            .block_received_and_deleted(&l.id.uuid, &[ReceivedDeleted::Receiving(rbw)], now)
+            .unwrap();
+    }
     let new = Block {
         num_bytes: 5,
         ..upd.block
@@ -1481,6 +1497,15 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
     fx.st
         .update_pipeline("w", lb.block, new, std::slice::from_ref(&survivor))
         .unwrap();
+    // The replica the pipeline left behind is forgotten and deleted, and so is it when its
+    // report comes only after the update.
+    assert_eq!(fx.holders(new), vec![survivor.uuid.clone()]);
+    assert_eq!(deletes(&fx.heartbeat(&dropped, 0).unwrap()), vec![rbw]);
+    fx.st
+        .block_received_and_deleted(&dropped, &[ReceivedDeleted::Receiving(rbw)], now)
+        .unwrap();
+    assert_eq!(fx.holders(new), vec![survivor.uuid.clone()]);
+    assert_eq!(deletes(&fx.heartbeat(&dropped, 0).unwrap()), vec![rbw]);
     // A stamp the NameNode never issued is refused.
     let bogus = Block {
         gs: GenStamp(new.gs.0 + 100),

@@ -333,9 +333,9 @@ impl FsState {
         Ok(true)
     }
 
-    /// Lays a writer's extents over its file's map (ARCHITECTURE.md, "Writing anywhere").
-    /// Lays a writer's extents over the file; returns, when the writer asks, the file ranges it
-    /// should copy to compact the file ([`FileMeta::compaction`]).
+    /// Lays a writer's extents over its file's map (ARCHITECTURE.md, "Writing anywhere"); returns,
+    /// when the writer asks, the file ranges it should copy to compact the file
+    /// ([`FileMeta::compaction`]).
     pub fn commit_extents(&mut self, req: CommitRequest, now: Now) -> Result<Vec<(u64, u64)>> {
         self.check_writable("commit writes")?;
         let (id, path) = self.resolve_file(req.path, req.file_id)?;
@@ -476,6 +476,7 @@ impl FsState {
             .filter(|n| self.dns.get(&n.uuid).is_some())
             .map(|n| n.uuid.clone())
             .collect();
+        self.drop_left_behind(new.id, &nodes);
         self.uc_targets.insert(new.id, nodes);
         Ok(())
     }
