@@ -96,6 +96,17 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A DeleteBlocksCommand for one replica.
+fn delete_command(block: pb::ExtendedBlock) -> pb::DatanodeCommand {
+    pb::DatanodeCommand {
+        command: Some(pb::datanode_command::Command::Delete(
+            pb::DeleteBlocksCommand {
+                blocks: vec![block],
+            },
+        )),
+    }
+}
+
 type Conn = (
     BufReader<tokio::net::tcp::OwnedReadHalf>,
     BufWriter<tokio::net::tcp::OwnedWriteHalf>,
@@ -302,15 +313,7 @@ async fn datanode_lifecycle_against_a_namenode() {
     });
 
     // A delete command removes the replica and is reported back.
-    nn.with(|s| {
-        s.commands.push(pb::DatanodeCommand {
-            command: Some(pb::datanode_command::Command::Delete(
-                pb::DeleteBlocksCommand {
-                    blocks: vec![finalized],
-                },
-            )),
-        })
-    });
+    nn.with(|s| s.commands.push(delete_command(finalized)));
     wait_until("the deleted report", || {
         nn.with(|s| s.incremental.len() == 2)
     })
@@ -347,15 +350,7 @@ async fn datanode_lifecycle_against_a_namenode() {
         generation_stamp: 4,
         ..unfinished
     };
-    nn.with(|s| {
-        s.commands.push(pb::DatanodeCommand {
-            command: Some(pb::datanode_command::Command::Delete(
-                pb::DeleteBlocksCommand {
-                    blocks: vec![older],
-                },
-            )),
-        })
-    });
+    nn.with(|s| s.commands.push(delete_command(older)));
     wait_until("the refused delete's report", || {
         nn.with(|s| s.incremental.len() == 4)
     })

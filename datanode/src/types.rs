@@ -94,8 +94,9 @@ pub(crate) enum ReplicaEvent {
     Received(Block),
     /// A replica here is not finalized, and the NameNode may not know it at this stamp: a
     /// stopped write left it, or a delete was refused because it has a newer stamp than the
-    /// NameNode named (HDFS's RECEIVING_BLOCK). The NameNode deletes it if its block is gone or was finished without
-    /// it, and otherwise records it for pipeline or lease recovery.
+    /// NameNode named (HDFS's RECEIVING_BLOCK). The NameNode deletes it if its block is gone,
+    /// was finished without it or is written by a pipeline that left it behind, and otherwise
+    /// records it for pipeline or lease recovery.
     Receiving(Block),
     /// A replica was removed here (deleted on command, replaced, or lost with its volume).
     Deleted(Block),

@@ -106,8 +106,6 @@ impl FsState {
                     }
                     self.process_replica(uuid, b, true)
                 }
-                // A replica a stopped write left unfinished: deleted if its block is gone or was
-                // finished without it, recorded for recovery otherwise.
                 ReceivedDeleted::Receiving(b) => self.receiving(uuid, b),
                 ReceivedDeleted::Deleted(b) => {
                     self.blocks.remove(b.id, uuid);
@@ -139,8 +137,7 @@ impl FsState {
                 .get(&b.id)
                 .is_some_and(|t| !t.iter().any(|u| u == uuid));
         if left_behind {
-            self.blocks.remove(b.id, uuid);
-            self.dns.queue_delete(uuid, b);
+            self.invalidate(uuid, b);
         } else {
             self.process_replica(uuid, b, false);
         }
@@ -158,31 +155,33 @@ impl FsState {
             .map(|(u, r)| (u.to_string(), *r))
             .collect();
         for (u, r) in left {
-            self.blocks.remove(id, &u);
-            self.dns.queue_delete(
-                &u,
-                Block {
-                    id,
-                    gs: r.gs,
-                    num_bytes: r.num_bytes,
-                },
-            );
+            let b = Block {
+                id,
+                gs: r.gs,
+                num_bytes: r.num_bytes,
+            };
+            self.invalidate(&u, b);
         }
+    }
+
+    /// Forgets the replica of `b` on `uuid` and tells that DataNode to delete it (it keeps one
+    /// with a newer stamp than `b`'s).
+    fn invalidate(&mut self, uuid: &str, b: Block) {
+        self.blocks.remove(b.id, uuid);
+        self.dns.queue_delete(uuid, b);
     }
 
     /// Judges one reported replica: unknown → delete; stale stamp on a complete block →
     /// delete; otherwise record it (its health is judged on demand).
     fn process_replica(&mut self, uuid: &str, b: Block, finalized: bool) {
         let Some((_, f, idx)) = self.ns.block_file(b.id) else {
-            self.blocks.remove(b.id, uuid);
-            self.dns.queue_delete(uuid, b);
+            self.invalidate(uuid, b);
             return;
         };
         let cur = f.blocks[idx];
         let complete = f.block_complete(idx);
         if complete && b.gs < cur.gs {
-            self.blocks.remove(b.id, uuid);
-            self.dns.queue_delete(uuid, b);
+            self.invalidate(uuid, b);
             return;
         }
         let r = Replica {

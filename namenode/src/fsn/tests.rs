@@ -213,6 +213,18 @@ impl Fx {
             .collect()
     }
 
+    /// `uuid` reports replicas a stopped write left unfinished.
+    pub(super) fn receiving(&mut self, uuid: &str, blocks: &[Block]) {
+        let now = self.at(0);
+        let items: Vec<ReceivedDeleted> = blocks
+            .iter()
+            .map(|b| ReceivedDeleted::Receiving(*b))
+            .collect();
+        self.st
+            .block_received_and_deleted(uuid, &items, now)
+            .unwrap();
+    }
+
     pub(super) fn received(&mut self, uuid: &str, b: Block) {
         let now = self.at(0);
         self.st
@@ -614,9 +626,7 @@ fn lease_conflicts_and_soft_limit_recovery() {
         num_bytes: 10,
         ..lb.block
     };
-    fx.st
-        .block_received_and_deleted("d1", &[ReceivedDeleted::Receiving(rbw)], now)
-        .unwrap();
+    fx.receiving("d1", &[rbw]);
     // After the soft limit, append by another client starts recovery.
     let later = fx.at(61);
     fx.heartbeat("d1", 61);
@@ -1212,25 +1222,13 @@ fn an_unfinished_replica_is_deleted_when_its_block_is_gone_or_finished_without_i
         num_bytes: 4,
         ..b
     };
-    let now = fx.at(1);
-    fx.st
-        .block_received_and_deleted(
-            other,
-            &[
-                ReceivedDeleted::Receiving(abandoned),
-                ReceivedDeleted::Receiving(behind),
-            ],
-            now,
-        )
-        .unwrap();
+    fx.receiving(other, &[abandoned, behind]);
     assert_eq!(
         deletes(&fx.heartbeat(other, 1).unwrap()),
         vec![abandoned, behind]
     );
     // A report older than the record (overtaken, or resent) leaves the record alone.
-    fx.st
-        .block_received_and_deleted(&holder, &[ReceivedDeleted::Receiving(behind)], now)
-        .unwrap();
+    fx.receiving(&holder, &[behind]);
     assert!(deletes(&fx.heartbeat(&holder, 1).unwrap()).is_empty());
     assert_eq!(fx.holders(b), vec![holder]);
 }
@@ -1486,9 +1484,7 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
         ..lb.block
     };
     for l in &lb.locations {
-        fx.st
-            .block_received_and_deleted(&l.id.uuid, &[ReceivedDeleted::Receiving(rbw)], now)
-            .unwrap();
+        fx.receiving(&l.id.uuid, &[rbw]);
     }
     let new = Block {
         num_bytes: 5,
@@ -1501,9 +1497,7 @@ fn pipeline_recovery_updates_stamp_and_nodes() {
     // report comes only after the update.
     assert_eq!(fx.holders(new), vec![survivor.uuid.clone()]);
     assert_eq!(deletes(&fx.heartbeat(&dropped, 0).unwrap()), vec![rbw]);
-    fx.st
-        .block_received_and_deleted(&dropped, &[ReceivedDeleted::Receiving(rbw)], now)
-        .unwrap();
+    fx.receiving(&dropped, &[rbw]);
     assert_eq!(fx.holders(new), vec![survivor.uuid.clone()]);
     assert_eq!(deletes(&fx.heartbeat(&dropped, 0).unwrap()), vec![rbw]);
     // A stamp the NameNode never issued is refused.
