@@ -488,3 +488,49 @@ fn ls_streams_pages_in_tree_order_and_reports_decommission_progress() {
         "{text}"
     );
 }
+
+/// `dfs bench meta` runs every phase against the cluster's NameNode, with durable replies and
+/// without, counts every operation, reports the NameNode's memory, and leaves nothing behind.
+#[test]
+fn bench_meta_measures_every_phase_and_cleans_up() {
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    for durable in ["true", "false"] {
+        let define = format!("dfs.client.durable-replies={durable}");
+        let out = dfs_ok(
+            &c,
+            &[
+                "-D",
+                &define,
+                "bench",
+                "meta",
+                "--clients",
+                "3",
+                "--ops",
+                "30",
+            ],
+        );
+        assert!(out.contains(&format!("durable replies {durable}")), "{out}");
+        for phase in ["mkdirs", "create", "stat", "rename", "delete"] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(phase))
+                .unwrap_or_else(|| panic!("no {phase} line in {out}"));
+            assert!(line.contains("ops/s") && line.contains("(30 in"), "{line}");
+        }
+        assert!(out.contains("entries/s  (30 in"), "{out}");
+        assert!(
+            out.contains("resident memory with the files created") && out.contains("(30 files"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("memory with the files created: 0.0 MiB"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        dfs_ok(&c, &["ls", "/benchmarks/dfs-bench"]),
+        "Found 0 items\n"
+    );
+    let err = dfs_err(&c, &["bench", "meta", "--clients", "0"]);
+    assert!(err.contains("at least 1"), "{err}");
+}

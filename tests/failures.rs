@@ -13,16 +13,22 @@ use common::*;
 /// Acknowledged paths, with the content of files (directories have none).
 type Acked = Arc<Mutex<Vec<(String, Option<Vec<u8>>)>>>;
 
+/// Round 0 with durable replies (HDFS's), round 1 as a mount writes: replies wait only for the
+/// edit log's write and blocks are not fsynced at close, and every DataNode is killed too. No
+/// process crash may lose what was acknowledged either way.
 #[test]
-fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
+fn processes_killed_during_mutations_lose_nothing_acknowledged() {
     let mut c = cluster()
         .datanodes(3)
         .replication(2)
         .block_size(64 * 1024)
         .start()
         .unwrap();
-    let cfg = c.client_config();
     for round in 0..2 {
+        let cfg = dfs_client::ClientConfig {
+            durable_replies: round == 0,
+            ..c.client_config()
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let acked: Acked = Arc::default();
         let worker = {
@@ -56,9 +62,19 @@ fn namenode_killed_during_mutations_loses_nothing_acknowledged() {
             || (acked.lock().unwrap().len() >= 20).then_some(()),
         );
         c.kill_namenode();
+        if round == 1 {
+            for i in 0..c.num_datanodes() {
+                c.kill_datanode(i);
+            }
+        }
         stop.store(true, Ordering::Relaxed);
         worker.join().unwrap();
         c.restart_namenode().unwrap();
+        if round == 1 {
+            for i in 0..c.num_datanodes() {
+                c.restart_datanode(i).unwrap();
+            }
+        }
         // Live DataNodes are not enough: the next round's mkdirs would fail in safe mode.
         c.wait_for_safe_mode_off(Duration::from_secs(30)).unwrap();
 

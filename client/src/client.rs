@@ -86,6 +86,15 @@ pub(crate) struct ClientInner {
 }
 
 impl ClientInner {
+    pub(crate) async fn sync_metadata(&self) -> Result<()> {
+        if self.cfg.durable_replies {
+            return Ok(());
+        }
+        let req = pb::GetFileInfoRequest { path: "/".into() };
+        call!(self.nn.synced(), get_file_info, req)?;
+        Ok(())
+    }
+
     /// The NameNode's extents of `[offset, offset + length)` of `path`, local replicas first;
     /// with `hold`, the file is held open from now on.
     pub(crate) async fn locations(
@@ -120,7 +129,13 @@ impl DfsClient {
     pub async fn connect(config: ClientConfig) -> Result<DfsClient> {
         let user = config.user.clone().unwrap_or_else(UserInfo::current);
         let client_host = local_ip_towards(&config.namenode, config.connect_timeout).await?;
-        let nn = Namenode::connect(&config.namenode, &user, config.connect_timeout).await?;
+        let nn = Namenode::connect(
+            &config.namenode,
+            &user,
+            config.connect_timeout,
+            config.durable_replies,
+        )
+        .await?;
         let client_name = format!("DFSClient_{}_{:x}", std::process::id(), random_u64());
         let holds = Holds::start(client_name.clone(), nn.clone(), config.lease_renew_interval);
         let inner = Arc::new(ClientInner {
@@ -151,6 +166,13 @@ impl DfsClient {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
+    }
+
+    /// Makes every namespace change the NameNode made before this call survive a power loss:
+    /// fsync and fsyncdir for a client whose replies do not wait for that (`durable_replies`
+    /// false). One round trip; none when replies are durable anyway.
+    pub async fn sync_metadata(&self) -> Result<()> {
+        self.inner.sync_metadata().await
     }
 
     /// Tells the NameNode that every file this client (and its other identities) still holds

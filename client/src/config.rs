@@ -23,6 +23,11 @@ pub struct ClientConfig {
     pub max_packets_in_flight: usize,
     /// Permission bits removed from new files and directories (`fs.permissions.umask-mode`).
     pub umask: u32,
+    /// Every NameNode reply waits until every change before it is fsynced, and each finished
+    /// block is fsynced by its DataNodes (`dfs.client.durable-replies`, HDFS's guarantee). When
+    /// false, replies wait until changes are written (they survive any process crash), and
+    /// only `hsync` and [`crate::DfsClient::sync_metadata`] make them survive a power loss.
+    pub durable_replies: bool,
     /// Acts as this user instead of the process's own (`None`: the current user or `DFS_USER`).
     pub user: Option<crate::user::UserInfo>,
 }
@@ -39,6 +44,7 @@ impl Default for ClientConfig {
             lease_renew_interval: Duration::from_secs(30),
             max_packets_in_flight: 80,
             umask: 0o022,
+            durable_replies: true,
             user: None,
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dfs_proto::error_kind::{GROUPS_KEY, USER_KEY};
+use dfs_proto::error_kind::{GROUPS_KEY, SYNC_KEY, USER_KEY};
 use dfs_proto::pb::client_protocol_client::ClientProtocolClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -20,6 +20,8 @@ pub(crate) struct Namenode {
     pub(crate) addr: String,
     user: MetadataValue<tonic::metadata::Ascii>,
     groups: MetadataValue<tonic::metadata::Ascii>,
+    /// Send `dfs-sync: 1`: replies wait until every change before them is fsynced.
+    sync: bool,
 }
 
 impl Namenode {
@@ -27,6 +29,7 @@ impl Namenode {
         addr: &str,
         user: &UserInfo,
         timeout: Duration,
+        sync: bool,
     ) -> Result<Namenode> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Error::InvalidArgument(format!("bad NameNode address {addr:?}: {e}")))?
@@ -54,7 +57,17 @@ impl Namenode {
             addr: addr.to_string(),
             user: ascii(&user.name),
             groups: ascii(&user.groups.join(",")),
+            sync,
         })
+    }
+
+    /// The same connection, its replies waiting until every change before them is fsynced
+    /// (what fsync, fsyncdir and hsync need, whatever the client's default).
+    pub(crate) fn synced(&self) -> Namenode {
+        Namenode {
+            sync: true,
+            ..self.clone()
+        }
     }
 
     /// The same connection, acting as another user.
@@ -71,6 +84,10 @@ impl Namenode {
         let mut r = tonic::Request::new(msg);
         r.metadata_mut().insert(USER_KEY, self.user.clone());
         r.metadata_mut().insert(GROUPS_KEY, self.groups.clone());
+        if self.sync {
+            r.metadata_mut()
+                .insert(SYNC_KEY, MetadataValue::from_static("1"));
+        }
         r
     }
 }

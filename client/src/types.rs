@@ -274,6 +274,8 @@ pub struct ClusterStats {
     pub blocks: u64,
     pub safe_mode: bool,
     pub pending_replications: u64,
+    /// The NameNode's resident memory in bytes (0: unknown).
+    pub namenode_rss: u64,
 }
 
 impl From<pb::GetStatsResponse> for ClusterStats {
@@ -292,6 +294,7 @@ impl From<pb::GetStatsResponse> for ClusterStats {
             blocks: s.blocks,
             safe_mode: s.safe_mode,
             pending_replications: s.pending_replications,
+            namenode_rss: s.namenode_rss_bytes,
         }
     }
 }

@@ -84,6 +84,7 @@ keys! {
     "dfs.namenode.fs-limits.min-block-size" Size "1K" "Smallest block size a file may ask for (a block size must also be a multiple of 512).";
     "dfs.namenode.checkpoint.period" Duration "1h" "Checkpoint the namespace at least this often.";
     "dfs.namenode.checkpoint.txns" Int [1, u64::MAX] "1000000" "Checkpoint after this many edit-log transactions.";
+    "dfs.namenode.edits.sync-interval" Duration "1s" "Longest a change written to the edit log waits for its fsync when no client asks sooner: what a power loss of the NameNode's machine may take from clients that do not ask for durable replies. 0: every change is fsynced before its reply, whatever clients ask (HDFS).";
     "dfs.namenode.lease.soft-limit" Duration "60s" "A writer silent this long loses its lease to another client that asks.";
     "dfs.namenode.lease.hard-limit" Duration "20m" "A client silent this long loses its leases: a file it was writing is closed, and one it held open after it was unlinked is deleted.";
     "dfs.namenode.safemode.threshold-pct" Float "0.999" "Fraction of blocks that must be reported before leaving safe mode.";
@@ -98,11 +99,14 @@ keys! {
     "dfs.client.socket-timeout" Duration "60s" "A DataNode connection stalled this long fails over (clients and DataNodes).";
     "dfs.client.connect-timeout" Duration "10s" "Connecting to the NameNode gives up after this.";
     "dfs.client.lease.renew-interval" Duration "30s" "How often a client with files open (for reading or writing) renews its leases.";
+    "dfs.client.durable-replies" Bool "true" "The library and the shell: every NameNode reply waits until every change before it is fsynced, and every finished block is fsynced by its DataNodes (HDFS's guarantee). false: replies wait until changes are written, which survives a crash of any process; a power loss may take the last `dfs.namenode.edits.sync-interval` of them and unsynced block data, never what fsync, fsyncdir or hsync covered.";
     "dfs.client.write.max-packets-in-flight" Int [1, U32] "80" "Unacknowledged packets per write pipeline.";
     "dfs.datanode.scan.period" Duration "504h" "The block scanner re-verifies every finalized replica once per period.";
     "dfs.block.scanner.volume.bytes.per.second" Size "8M" "Block scanner read rate per DataNode; 0: unpaced.";
     "dfs.datanode.du.reserved" Size "0" "Bytes per volume kept free for non-dfs use.";
     "dfs.datanode.max.transfer.threads" Int [1, U32] "4096" "Concurrent data-transfer connections per DataNode.";
+    "dfs.fuse.durable-replies" Bool "false" "`dfs.client.durable-replies` for mounts: false by default, so a mount keeps what a local file system keeps (everything survives a crash of any process; a power loss keeps what fsync and fsyncdir covered).";
+    "dfs.datanode.synconclose" Bool "false" "fsync every replica when its block is finished, even when the client did not ask.";
     "dfs.fuse.attr-timeout" Duration "1s" "How long the kernel caches a mounted file's attributes.";
     "dfs.fuse.entry-timeout" Duration "1s" "How long the kernel caches a mounted directory entry.";
     "dfs.fuse.threads" Int [1, 1024] "4" "Threads reading a mount's kernel requests (each request then runs as a task).";
@@ -220,7 +224,17 @@ impl Config {
             lease_renew_interval: self.duration("dfs.client.lease.renew-interval"),
             max_packets_in_flight: self.int_u32("dfs.client.write.max-packets-in-flight") as usize,
             umask: self.octal("fs.permissions.umask-mode"),
+            durable_replies: self.bool("dfs.client.durable-replies"),
             user: None,
+        }
+    }
+
+    /// [`Config::client`] for a mount, which keeps what a local file system keeps unless
+    /// `dfs.fuse.durable-replies` says otherwise.
+    pub fn mount_client(&self, namenode: &str) -> dfs_client::ClientConfig {
+        dfs_client::ClientConfig {
+            durable_replies: self.bool("dfs.fuse.durable-replies"),
+            ..self.client(namenode)
         }
     }
 
@@ -232,6 +246,7 @@ impl Config {
             replication_check_interval: self.duration("dfs.namenode.replication.interval"),
             replication_max_streams: self.int_u32("dfs.namenode.replication.max-streams"),
             checkpoint_period: self.duration("dfs.namenode.checkpoint.period"),
+            edits_sync_interval: self.duration("dfs.namenode.edits.sync-interval"),
             checkpoint_txns: self.int("dfs.namenode.checkpoint.txns"),
             lease_soft_limit: self.duration("dfs.namenode.lease.soft-limit"),
             lease_hard_limit: self.duration("dfs.namenode.lease.hard-limit"),
@@ -274,6 +289,7 @@ impl Config {
             du_reserved: self.size("dfs.datanode.du.reserved"),
             block_size: self.size("dfs.blocksize"),
             max_transfer_threads: self.int_u32("dfs.datanode.max.transfer.threads") as usize,
+            sync_on_close: self.bool("dfs.datanode.synconclose"),
         }
     }
 }

@@ -77,11 +77,12 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// A client of the NameNode this process just started, retrying while it loads its state.
+/// The mount's client of the NameNode this process just started, retrying while it loads its
+/// state.
 async fn connect_when_ready(config: &Config, addr: &str) -> Result<dfs_client::DfsClient> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        match dfs_client::DfsClient::connect(config.client(addr)).await {
+        match dfs_client::DfsClient::connect(config.mount_client(addr)).await {
             Ok(c) => return Ok(c),
             Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
@@ -158,7 +159,7 @@ pub async fn mount(config: &Config, args: MountArgs, namenode: &str) -> Result<(
     if !args.foreground {
         return detach(&args.mountpoint);
     }
-    let client = dfs_client::DfsClient::connect(config.client(namenode)).await?;
+    let client = dfs_client::DfsClient::connect(config.mount_client(namenode)).await?;
     let m = mount_at(config, client.clone(), &args.mountpoint).await?;
     announce(&format!(
         "dfs mounted at {} (NameNode {namenode})",

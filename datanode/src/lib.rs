@@ -81,6 +81,8 @@ pub struct Config {
     pub block_size: u64,
     /// Concurrent data-transfer connections (dfs.datanode.max.transfer.threads), 4096.
     pub max_transfer_threads: usize,
+    /// dfs.datanode.synconclose: fsync every finished block, even when its writer did not ask.
+    pub sync_on_close: bool,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             du_reserved: 0,
             block_size: 128 << 20,
             max_transfer_threads: 4096,
+            sync_on_close: false,
         }
     }
 }
@@ -153,6 +156,7 @@ pub async fn run(
         me,
         storage: storage.clone(),
         socket_timeout: config.socket_timeout,
+        sync_on_close: config.sync_on_close,
         active: AtomicUsize::new(0),
         bad_blocks: bad_tx.clone(),
     });

@@ -154,7 +154,14 @@ pub(crate) async fn write_block(
         None => (None, None),
     };
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-    let mut responder = AbortOnDrop(tokio::spawn(respond(writer.clone(), rx, mirror_rd, up, t)));
+    let sync_on_close = ctx.sync_on_close;
+    let mut responder = AbortOnDrop(tokio::spawn(respond(
+        writer.clone(),
+        rx,
+        mirror_rd,
+        up,
+        Sync { sync_on_close, t },
+    )));
     let received = receive(&writer, rd, mirror_wr, tx, t).await;
     let responded = (&mut responder.0)
         .await
@@ -345,13 +352,20 @@ async fn receive(
     }
 }
 
+/// The responder's timing and durability settings.
+struct Sync {
+    /// fsync a finished block even when the client did not ask (`dfs.datanode.synconclose`).
+    sync_on_close: bool,
+    t: Duration,
+}
+
 /// The responder: one upstream ack per packet, in order.
 async fn respond(
     writer: RbwWriter,
     mut rx: mpsc::Receiver<Received>,
     mut mirror: Option<Reader>,
     mut up: Writer,
-    t: Duration,
+    Sync { sync_on_close, t }: Sync,
 ) -> Result<()> {
     let mut mirror_alive = mirror.is_some();
     while let Some(item) = rx.recv().await {
@@ -363,13 +377,14 @@ async fn respond(
             };
             return send_ack(&mut up, &ack, t).await;
         }
-        // Make the packet durable locally while the downstream acks it.
+        // Make the packet durable locally while the downstream acks it. The last one finalizes
+        // the block, fsyncing it when the writer asked (hsync, or a block closed durably).
         let local = (item.sync || item.last).then(|| {
             let w = writer.clone();
-            let last = item.last;
+            let (last, sync) = (item.last, item.sync || sync_on_close);
             tokio::task::spawn_blocking(move || {
                 if last {
-                    w.finalize().map(Some)
+                    w.finalize(sync).map(Some)
                 } else {
                     w.sync().map(|()| None)
                 }

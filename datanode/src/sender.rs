@@ -196,7 +196,8 @@ pub(crate) async fn send_range<W: AsyncWrite + Unpin>(
     drop(rx);
     producer.await?;
     result?;
-    let last = Packet::last(seqno, end, false);
+    // A copy replaces a lost replica: make it durable before it counts.
+    let last = Packet::last(seqno, end, true);
     let write = async {
         packet::write_packet(w, &last).await?;
         w.flush().await?;

@@ -567,22 +567,26 @@ impl Storage {
         })
     }
 
-    /// fsyncs an RBW replica's files and moves them to `finalized/` (meta first, then data), then
-    /// fsyncs both directories. Reports the replica received.
-    fn finalize_locked(&self, id: BlockId, g: &mut ReplicaInner) -> Result<Block> {
+    /// Moves an RBW replica's files to `finalized/` (meta first, then data). With `sync`, fsyncs
+    /// both files first and both directories after, so the replica survives a power loss; without,
+    /// it survives any crash of the process, and a power loss may leave it short or in `rbw/`,
+    /// which the block report and the checksums then find. Reports the replica received.
+    fn finalize_locked(&self, id: BlockId, g: &mut ReplicaInner, sync: bool) -> Result<Block> {
         let files = match g.files.take() {
             Some(f) => f,
             None => self.open_rbw_files(id, g)?,
         };
         g.writer = None;
-        files
-            .data
-            .sync_all()
-            .map_err(Error::io(format!("fsync data of {id}")))?;
-        files
-            .meta
-            .sync_all()
-            .map_err(Error::io(format!("fsync meta of {id}")))?;
+        if sync {
+            files
+                .data
+                .sync_all()
+                .map_err(Error::io(format!("fsync data of {id}")))?;
+            files
+                .meta
+                .sync_all()
+                .map_err(Error::io(format!("fsync meta of {id}")))?;
+        }
         drop(files);
         let v = g.volume;
         let rbw = self.volumes[v].rbw();
@@ -598,8 +602,10 @@ impl Storage {
         )?;
         rename(&rbw.join(data_name(id)), &to_dir.join(data_name(id)))?;
         g.state = ReplicaState::Finalized;
-        volume::fsync_dir(&to_dir)?;
-        volume::fsync_dir(&rbw)?;
+        if sync {
+            volume::fsync_dir(&to_dir)?;
+            volume::fsync_dir(&rbw)?;
+        }
         g.visible = g.bytes_on_disk;
         g.last_partial_crc = None;
         let block = Block {
@@ -861,7 +867,7 @@ impl Storage {
             let files = self.open_rbw_files(id, &g)?;
             truncate_files(id, &mut g, &files, new_len)?;
             g.files = Some(files);
-            self.finalize_locked(id, &mut g)
+            self.finalize_locked(id, &mut g, true)
         });
         let gs = g.gs;
         drop(g);
@@ -1230,12 +1236,12 @@ impl RbwWriter {
         })
     }
 
-    /// Makes the replica durable and immutable: fsync, move to `finalized/`, fsync directories.
+    /// Makes the replica immutable, and with `sync` durable: see `Storage::finalize_locked`.
     /// Reports it received to the NameNode (through the store's event channel).
-    pub fn finalize(&self) -> Result<Block> {
+    pub fn finalize(&self, sync: bool) -> Result<Block> {
         let id = self.replica.id;
         let storage = self.storage.clone();
-        self.with(|g| storage.finalize_locked(id, g))
+        self.with(|g| storage.finalize_locked(id, g, sync))
     }
 
     /// Gives up the replica after a failed write: removes it if this writer created it and it

@@ -38,6 +38,8 @@ pub(crate) struct XferContext {
     pub me: Peer,
     pub storage: Arc<Storage>,
     pub socket_timeout: Duration,
+    /// `dfs.datanode.synconclose`: fsync every finished block, whatever its writer asked.
+    pub sync_on_close: bool,
     /// Open data-transfer connections (reported in heartbeats as xceivers).
     pub active: AtomicUsize,
     /// Local replicas found corrupt, for the NameNode (ReportBadBlocks).

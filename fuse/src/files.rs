@@ -477,10 +477,12 @@ impl Fs {
         closed.or_errno()
     }
 
+    /// hsync of the file's writer, which also makes the namespace durable; with no writer, the
+    /// namespace (the file's creation, its attributes) alone.
     pub(crate) async fn fsync(&self, h: &FileHandleState) -> Reply<()> {
         match &mut h.file.write.lock().await.writer {
             Some(w) => w.hsync().await.or_errno(),
-            None => Ok(()),
+            None => self.client.sync_metadata().await.or_errno(),
         }
     }
 

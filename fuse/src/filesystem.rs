@@ -19,7 +19,7 @@ use fuser::{
 
 use crate::dir::Listing;
 use crate::files::{Open, SetAttr};
-use crate::fs::{Caller, DfsFs, Fs, NewEntry, Reply, CHUNK};
+use crate::fs::{Caller, DfsFs, Fs, NewEntry, OrErrno, Reply, CHUNK};
 use crate::lock;
 use crate::xattr::Value;
 
@@ -413,6 +413,18 @@ impl fuser::Filesystem for DfsFs {
         reply: ReplyDirectoryPlus,
     ) {
         self.run(|fs| async move { fs.readdirplus(ino.0, fh, offset, reply).await })
+    }
+
+    /// Directory changes are NameNode changes: fsyncdir makes every one made so far durable.
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.run(|fs| async move { done(reply, fs.client.sync_metadata().await.or_errno()) })
     }
 
     fn releasedir(

@@ -283,6 +283,7 @@ impl From<Stats> for pb::GetStatsResponse {
             blocks: s.blocks,
             safe_mode: s.safe_mode,
             pending_replications: s.pending_replications,
+            namenode_rss_bytes: 0,
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct Config {
     pub checkpoint_period: Duration,
     /// dfs.namenode.checkpoint.txns.
     pub checkpoint_txns: u64,
+    /// dfs.namenode.edits.sync-interval: longest a written edit waits for its fsync when no
+    /// client asks sooner; zero syncs every change before its reply, whatever clients ask.
+    pub edits_sync_interval: Duration,
     pub lease_soft_limit: Duration,
     pub lease_hard_limit: Duration,
     pub min_replication: u32,
@@ -116,6 +119,7 @@ impl Default for Config {
             replication_max_streams: 2,
             checkpoint_period: Duration::from_secs(3600),
             checkpoint_txns: 1_000_000,
+            edits_sync_interval: Duration::from_secs(1),
             lease_soft_limit: Duration::from_secs(60),
             lease_hard_limit: Duration::from_secs(20 * 60),
             min_replication: 1,

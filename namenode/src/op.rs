@@ -121,6 +121,13 @@ pub enum Op {
     },
     /// The global generation stamp counter moved to this value.
     SetGenerationStamp { gs: GenStamp },
+    /// Raises the next inode id, block id and the generation stamp to at least these (see
+    /// `FsState::reserve_ids`).
+    ReserveIds {
+        inode_id: InodeId,
+        block_id: BlockId,
+        gs: GenStamp,
+    },
     /// Drops the last (under-construction) block of a file.
     AbandonBlock { path: DfsPath, block_id: BlockId },
     /// Cuts the file at `new_length`, or grows it with a hole.
@@ -390,6 +397,15 @@ impl Op {
             Op::SetGenerationStamp { gs } => PbOp::SetGenerationStamp(pb::OpSetGenerationStamp {
                 generation_stamp: gs.0,
             }),
+            Op::ReserveIds {
+                inode_id,
+                block_id,
+                gs,
+            } => PbOp::ReserveIds(pb::OpReserveIds {
+                inode_id: inode_id.0,
+                block_id: block_id.0,
+                generation_stamp: gs.0,
+            }),
             Op::AbandonBlock { path, block_id } => PbOp::AbandonBlock(pb::OpAbandonBlock {
                 path: path.to_string(),
                 block_id: block_id.0,
@@ -486,7 +502,11 @@ impl Op {
                 holder: holder.unwrap_or_default(),
             }),
         };
-        pb::EditRecord { txid, op: Some(op) }
+        pb::EditRecord {
+            txid,
+            op: Some(op),
+            synced_offset: 0,
+        }
     }
 
     /// Decodes a logged record into its txid and op. Anything malformed is [`Error::Corrupt`].
@@ -588,6 +608,11 @@ impl Op {
                 ctime_ms: o.ctime_ms,
             },
             Some(PbOp::SetGenerationStamp(o)) => Op::SetGenerationStamp {
+                gs: GenStamp(o.generation_stamp),
+            },
+            Some(PbOp::ReserveIds(o)) => Op::ReserveIds {
+                inode_id: InodeId(o.inode_id),
+                block_id: BlockId(o.block_id),
                 gs: GenStamp(o.generation_stamp),
             },
             Some(PbOp::AbandonBlock(o)) => Op::AbandonBlock {
@@ -774,6 +799,11 @@ mod tests {
                 ctime_ms: 3,
             },
             Op::SetGenerationStamp { gs: GenStamp(1234) },
+            Op::ReserveIds {
+                inode_id: InodeId(1 << 40),
+                block_id: BlockId(1 << 41),
+                gs: GenStamp(1 << 42),
+            },
             Op::AbandonBlock {
                 path: p.clone(),
                 block_id: BlockId(7),
@@ -854,7 +884,10 @@ mod tests {
 
     #[test]
     fn malformed_records_are_corrupt_not_panics() {
-        let none = pb::EditRecord { txid: 1, op: None };
+        let none = pb::EditRecord {
+            txid: 1,
+            ..Default::default()
+        };
         assert!(matches!(Op::from_record(&none), Err(Error::Corrupt(_))));
         let bad_path = pb::EditRecord {
             txid: 2,
@@ -863,6 +896,7 @@ mod tests {
                 mtime_ms: 0,
                 orphans: vec![],
             })),
+            ..Default::default()
         };
         assert!(matches!(Op::from_record(&bad_path), Err(Error::Corrupt(_))));
         let no_block = pb::EditRecord {
@@ -874,6 +908,7 @@ mod tests {
                 mtime_ms: 0,
                 log: false,
             })),
+            ..Default::default()
         };
         assert!(matches!(Op::from_record(&no_block), Err(Error::Corrupt(_))));
         let bad_type = pb::EditRecord {
@@ -883,6 +918,7 @@ mod tests {
                 file_type: 99,
                 ..Default::default()
             })),
+            ..Default::default()
         };
         assert!(matches!(Op::from_record(&bad_type), Err(Error::Corrupt(_))));
         let bad_acl = pb::EditRecord {
@@ -895,6 +931,7 @@ mod tests {
                 }],
                 ..Default::default()
             })),
+            ..Default::default()
         };
         assert!(matches!(Op::from_record(&bad_acl), Err(Error::Corrupt(_))));
     }

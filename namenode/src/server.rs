@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::checkpoint;
-use crate::editlog::{EditLog, SyncHandle};
+use crate::editlog::{EditLog, LogOptions, SyncHandle};
 use crate::error::{Error, Result};
 use crate::fsn::{FsState, Now};
 use crate::metrics::{CountRpcs, RpcCounts};
@@ -36,6 +36,19 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_MESSAGE: usize = 256 << 20;
 /// How often the lease monitor and the checkpointer look.
 const TICK: Duration = Duration::from_secs(1);
+
+/// What a reply waits for: clients choose with the `dfs-sync` header; DataNode reports sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// What the request logged is written to the edit log: it survives a crash of any process,
+    /// and a power loss once the sync interval has passed.
+    Written,
+    /// What the request logged is fsynced: it survives a power loss.
+    Synced,
+    /// Everything logged before the reply is fsynced, whoever logged it (HDFS's logSync): how a
+    /// client makes its earlier changes durable (fsync, fsyncdir, hsync).
+    SyncedAll,
+}
 
 /// Book-keeping of the last checkpoint.
 #[derive(Debug)]
@@ -80,18 +93,34 @@ impl Shared {
             .map_err(|_| Error::Internal("namespace lock poisoned by an earlier panic".into()))
     }
 
-    /// Runs `f` under the namespace lock, then (lock released) waits until whatever it logged is
-    /// durable. Only then may the caller acknowledge.
-    pub async fn exec<T>(&self, f: impl FnOnce(&mut FsState) -> Result<T>) -> Result<T> {
-        let (result, wait_for) = {
+    /// Runs `f` under the namespace lock, then (lock released) waits until what the caller asked
+    /// for is true of everything logged so far. Only then may the caller acknowledge.
+    pub async fn exec<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut FsState) -> Result<T>,
+    ) -> Result<T> {
+        let (result, wait) = {
             let mut st = self.lock()?;
             let before = st.log.last_txid();
             let result = f(&mut st);
             let after = st.log.last_txid();
-            (result, (after > before).then_some(after))
+            let logged = after > before;
+            let wait = match durability {
+                Durability::Written if logged => Some((after, false)),
+                Durability::Synced if logged => Some((after, true)),
+                Durability::SyncedAll if st.log.synced_txid() < after => Some((after, true)),
+                _ => None,
+            };
+            if let Some((_, true)) = wait {
+                st.log.request_sync()?;
+            }
+            (result, wait)
         };
-        if let Some(txid) = wait_for {
-            self.sync.wait(txid).await?;
+        match wait {
+            Some((txid, true)) => self.sync.synced(txid).await?,
+            Some((txid, false)) => self.sync.written(txid).await?,
+            None => {}
         }
         result
     }
@@ -154,7 +183,9 @@ async fn replication_monitor(
 ) {
     while sleep_or_stop(&mut stop, interval).await {
         if let Err(e) = shared
-            .exec(|st| Ok(st.replication_tick(Now::current())))
+            .exec(Durability::Written, |st| {
+                Ok(st.replication_tick(Now::current()))
+            })
             .await
         {
             tracing::error!(error = %e, "replication monitor pass failed");
@@ -165,7 +196,7 @@ async fn replication_monitor(
 async fn lease_monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     while sleep_or_stop(&mut stop, TICK).await {
         if let Err(e) = shared
-            .exec(|st| {
+            .exec(Durability::Written, |st| {
                 st.lease_tick(Now::current());
                 Ok(())
             })
@@ -219,14 +250,24 @@ pub async fn run(
         "namespace loaded"
     );
     let cur = storage::current_dir(&config.dir);
-    let log = EditLog::open(&cur, loaded.last_txid + 1)?;
-    let state = FsState::new(
+    let log = EditLog::open_with(
+        &cur,
+        loaded.last_txid + 1,
+        LogOptions {
+            sync_interval: config.edits_sync_interval,
+            ..LogOptions::default()
+        },
+    )?;
+    let mut state = FsState::new(
         config.clone(),
         loaded.ns,
         loaded.cluster_id,
         log,
         Now::current(),
     );
+    let reserved = state.reserve_ids()?;
+    state.log.request_sync()?;
+    state.log.sync_handle().synced(reserved).await?;
     if state.safemode.is_on() {
         tracing::info!("in safe mode until enough blocks are reported");
     }

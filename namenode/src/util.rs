@@ -1,5 +1,6 @@
-//! Small helpers: wall-clock milliseconds and a cheap, non-cryptographic random source (for
-//! tie-breaking in placement and shuffling replicas; never for anything secret).
+//! Small helpers: wall-clock milliseconds, this process's resident memory, and a cheap,
+//! non-cryptographic random source (for tie-breaking in placement and shuffling replicas; never
+//! for anything secret).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -50,4 +51,12 @@ impl Rng {
             v.swap(i, j);
         }
     }
+}
+
+/// This process's resident memory (`VmRSS` in `/proc/self/status`), where the kernel says it.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

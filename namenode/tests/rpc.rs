@@ -519,9 +519,9 @@ async fn checkpoints_by_txn_count_and_at_shutdown_then_old_segments_go() {
     let dir = tempfile::tempdir().unwrap();
     let nn = Nn::start(dir.path(), |c| c.checkpoint_txns = 5).await;
     let mut c = nn.client().await;
-    // Formatting wrote image 0; edits start at 1. The checkpointer looks every second, so it
-    // can only fire once a whole batch of 5 is in.
-    mkdirs(&mut c, 0..5).await;
+    // Formatting wrote image 0; edits start at 1, where startup reserved ids. The checkpointer
+    // looks every second, so it can only fire once a whole batch of 5 is in.
+    mkdirs(&mut c, 1..5).await;
     assert_eq!(
         wait_for_image(dir.path(), 5).await,
         (vec![0, 5], vec![1, 6])
@@ -552,8 +552,8 @@ async fn checkpoints_by_txn_count_and_at_shutdown_then_old_segments_go() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listing.entries.len(), 13);
-    assert_eq!(listing.dir.unwrap().children_num, 13);
+    assert_eq!(listing.entries.len(), 12);
+    assert_eq!(listing.dir.unwrap().children_num, 12);
     nn.stop().await;
 }
 
@@ -565,14 +565,15 @@ async fn checkpoints_by_period() {
     })
     .await;
     let mut c = nn.client().await;
+    // Txid 1 reserved ids at startup, txid 2 is the mkdir: both are in long before a second.
     mkdirs(&mut c, 0..1).await;
     assert_eq!(
-        wait_for_image(dir.path(), 1).await,
-        (vec![0, 1], vec![1, 2])
+        wait_for_image(dir.path(), 2).await,
+        (vec![0, 2], vec![1, 3])
     );
     nn.stop().await;
     // Nothing new since: shutdown writes no checkpoint.
-    assert_eq!(metadata_files(dir.path()), (vec![0, 1], vec![1, 2]));
+    assert_eq!(metadata_files(dir.path()), (vec![0, 2], vec![1, 3]));
 }
 
 #[tokio::test]

@@ -9,6 +9,10 @@ pub const ERROR_KIND_KEY: &str = "dfs-error";
 pub const USER_KEY: &str = "dfs-user";
 /// Metadata key carrying the calling user's groups, comma-separated.
 pub const GROUPS_KEY: &str = "dfs-groups";
+/// Metadata key a ClientProtocol call sets to `1` to have its reply wait until every change the
+/// NameNode logged before it is fsynced; without it the reply waits only until the call's own
+/// changes are written to the edit log.
+pub const SYNC_KEY: &str = "dfs-sync";
 
 macro_rules! kinds {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {

@@ -200,7 +200,7 @@ impl FileWriter {
             if block_off + n == packet_end {
                 self.send_buf(false).await?;
                 if packet_end == self.status.block_size {
-                    self.end_block().await?;
+                    self.end_block(true).await?;
                 }
             }
         }
@@ -270,22 +270,23 @@ impl FileWriter {
     }
 
     /// Like [`hflush`](Self::hflush), and every DataNode has fsync'ed the data before acking;
-    /// the NameNode records the length (or the commit), so it survives a NameNode restart too.
+    /// the NameNode records the length (or the commit) and every namespace change before it
+    /// survives a power loss, so the file does too.
     pub async fn hsync(&mut self) -> Result<()> {
         self.flush_packets(true).await?;
         if self.log.is_some() {
-            return self.commit_current().await;
-        }
-        if let Some(b) = &self.block {
+            self.commit_current().await?;
+        } else if let Some(b) = &self.block {
             let req = pb::FsyncRequest {
                 path: self.path.clone(),
                 client_name: self.inner.client_name.clone(),
                 last_block_length: b.sent,
                 file_id: self.status.inode_id,
             };
-            call!(self.inner.nn, fsync, req)?;
+            call!(self.inner.nn.synced(), fsync, req)?;
+            return Ok(());
         }
-        Ok(())
+        self.inner.sync_metadata().await
     }
 
     /// Compaction: copies the file ranges the NameNode named at the end of the last log block
@@ -337,18 +338,19 @@ impl FileWriter {
 
     /// Turns the writer to log blocks: the block being appended to ends here.
     async fn start_log(&mut self) -> Result<()> {
-        self.end_current().await?;
+        self.end_current(true).await?;
         self.log = Some(Pending::default());
         Ok(())
     }
 
-    /// Sends the buffered bytes and ends the block being written, if any.
-    async fn end_current(&mut self) -> Result<()> {
+    /// Sends the buffered bytes and ends the block being written, if any (`durable`: see
+    /// [`FileWriter::end_block`]).
+    async fn end_current(&mut self, durable: bool) -> Result<()> {
         if self.block.is_some() {
             if !self.buf.is_empty() {
                 self.send_buf(false).await?;
             }
-            self.end_block().await?;
+            self.end_block(durable).await?;
         }
         Ok(())
     }
@@ -425,14 +427,15 @@ impl FileWriter {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        self.end_current().await?;
+        let durable = self.inner.cfg.durable_replies;
+        self.end_current(durable).await?;
         // Compaction named at the last block's end runs before the file closes, step after step
         // until the file is within bound: a file closed after a burst of overwrites would keep
         // its garbage until someone writes to it again. Every step frees bytes (the NameNode
         // never names a block without garbage), so the loop ends.
         while !self.compact.is_empty() {
             self.compact().await?;
-            self.end_current().await?;
+            self.end_current(durable).await?;
         }
         // The DataNodes report finalized replicas to the NameNode asynchronously; the NameNode
         // waits a moment for the first, and answers `completed: false` if it has not come: then
@@ -516,12 +519,14 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Ends the current block; a log block's extents are then committed.
-    async fn end_block(&mut self) -> Result<()> {
+    /// Ends the current block; a log block's extents are then committed. With `durable` its
+    /// DataNodes fsync it first: every block that ends before the file closes, since a later
+    /// `hsync` reaches only the block being written, and the last one when replies are durable.
+    async fn end_block(&mut self, durable: bool) -> Result<()> {
         let Some(mut b) = self.block.take() else {
             return Ok(());
         };
-        match b.finish().await {
+        match b.finish(durable).await {
             Ok(block) => {
                 self.previous = Some(block);
                 self.commit(block, true).await

@@ -442,9 +442,13 @@ impl BlockStream {
         self.stamps.push(block.generation_stamp);
     }
 
-    /// Ends the block: the empty last packet, then every ack. Returns the finished block.
-    pub(super) async fn finish(&mut self) -> std::result::Result<pb::ExtendedBlock, Failure> {
-        let last = Packet::last(0, self.sent, false);
+    /// Ends the block: the empty last packet, then every ack. Returns the finished block. With
+    /// `sync` the DataNodes fsync it first (HDFS's SYNC_BLOCK).
+    pub(super) async fn finish(
+        &mut self,
+        sync: bool,
+    ) -> std::result::Result<pb::ExtendedBlock, Failure> {
+        let last = Packet::last(0, self.sent, sync);
         self.send(last).await?;
         self.wait_all_acked().await?;
         let mut block = self.block;

@@ -78,7 +78,7 @@ fn unaligned_writes_finalize_and_survive_a_restart() {
     let view = storage.get(block.id).unwrap();
     assert_eq!(view.state, ReplicaState::Rbw);
     assert_eq!(view.block.num_bytes, 1137);
-    let done = w.finalize().unwrap();
+    let done = w.finalize(true).unwrap();
     assert_eq!(done, Block::new(4097, 1, 1137));
     assert_eq!(events(&mut rx), vec![ReplicaEvent::Received(done)]);
 
@@ -148,7 +148,7 @@ fn append_reopens_a_finalized_replica_with_the_new_stamp() {
     let w = storage.create(Block::new(9, 1, 0), BPC).unwrap();
     let data = bytes(1300, 3);
     write(&w, 0, &data[..1000]);
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     events(&mut rx);
 
     assert!(matches!(
@@ -166,7 +166,7 @@ fn append_reopens_a_finalized_replica_with_the_new_stamp() {
     let w = storage.append(Block::new(9, 2, 0), 1000, BPC).unwrap();
     assert_eq!(storage.get(BlockId(9)).unwrap().state, ReplicaState::Rbw);
     write(&w, 1000, &data[1000..]);
-    let done = w.finalize().unwrap();
+    let done = w.finalize(true).unwrap();
     assert_eq!(done, Block::new(9, 2, 1300));
     assert_eq!(events(&mut rx), vec![ReplicaEvent::Received(done)]);
     let (d, m) = read_all(&storage, BlockId(9));
@@ -202,11 +202,11 @@ fn pipeline_recovery_truncates_and_cuts_off_the_old_writer() {
     assert!(old
         .write(2000, b"zz", &checksum::compute(2000, b"zz", BPC))
         .is_err());
-    assert!(old.finalize().is_err());
+    assert!(old.finalize(true).is_err());
 
     let tail = bytes(300, 4);
     write(&w, 700, &tail);
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     let mut want = data[..700].to_vec();
     want.extend(&tail);
     let (d, m) = read_all(&storage, BlockId(5));
@@ -217,7 +217,7 @@ fn pipeline_recovery_truncates_and_cuts_off_the_old_writer() {
     // Recovery of a finalized replica moves it back to rbw; a node without it starts empty.
     let w = storage.recover(Block::new(5, 3, 0), 1000, BPC).unwrap();
     assert_eq!(storage.get(BlockId(5)).unwrap().state, ReplicaState::Rbw);
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     let w = storage.recover(Block::new(6, 3, 0), 0, BPC).unwrap();
     assert_eq!(w.block(), Block::new(6, 3, 0));
     assert!(matches!(
@@ -264,7 +264,7 @@ fn rbw_replicas_are_cut_to_their_verified_prefix_on_restart() {
     // The reloaded partial chunk can be extended by a recovery writer.
     let w = storage.recover(Block::new(78, 5, 0), 1100, BPC).unwrap();
     write(&w, 1100, &data[1100..]);
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     let (d, m) = read_all(&storage, BlockId(78));
     assert_eq!(d, data);
     assert_eq!(m, expected_meta(&data));
@@ -279,7 +279,7 @@ fn corruption_is_detected_and_bad_replicas_are_dropped_at_startup() {
         for id in [1u64, 2, 3, 4] {
             let w = storage.create(Block::new(id, 1, 0), BPC).unwrap();
             write(&w, 0, &data);
-            w.finalize().unwrap();
+            w.finalize(true).unwrap();
         }
         // Flip one data byte of blk_1: the scanner check finds it.
         let p = fx.dirs[0].join("current/finalized/subdir00/blk_1");
@@ -339,7 +339,7 @@ fn a_replica_whose_files_vanish_on_a_working_volume_is_dropped_and_reported() {
     for id in [1u64, 2, 3] {
         let w = storage.create(Block::new(id, 1, 0), BPC).unwrap();
         write(&w, 0, &data);
-        done.push(w.finalize().unwrap());
+        done.push(w.finalize(true).unwrap());
     }
     events(&mut rx);
     let sub = fx.dirs[0].join("current/finalized/subdir00");
@@ -369,7 +369,7 @@ fn a_replica_whose_files_vanish_on_a_working_volume_is_dropped_and_reported() {
     // A lost replica can be written again (re-replication brings a good copy).
     let w = storage.create(Block::new(1, 1, 0), BPC).unwrap();
     write(&w, 0, &data);
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     assert_eq!(
         storage.verify_finalized(BlockId(1)).unwrap().0,
         Verification::Good
@@ -431,7 +431,7 @@ fn stale_replicas_are_replaced_and_deletes_respect_the_stamp() {
     let (storage, mut rx) = fx.open();
     let w = storage.create(Block::new(1, 3, 0), BPC).unwrap();
     write(&w, 0, &bytes(10, 0));
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     assert!(matches!(
         storage.create(Block::new(1, 2, 0), BPC),
         Err(Error::Exists(_))
@@ -439,7 +439,7 @@ fn stale_replicas_are_replaced_and_deletes_respect_the_stamp() {
     let w = storage.create(Block::new(1, 4, 0), BPC).unwrap();
     assert!(!fx.dirs[0].join("current/finalized/subdir00/blk_1").exists());
     write(&w, 0, &bytes(20, 1));
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     events(&mut rx);
 
     assert!(!storage.delete(Block::new(1, 3, 20)));
@@ -479,7 +479,7 @@ fn a_failed_transfer_leaves_nothing_that_refuses_the_next() {
     assert!(stuck.write(1000, &[1], &[crc32c::crc32c(&[1])]).is_err());
     let data = bytes(2000, 4);
     write(&w, 0, &data);
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     assert_eq!(read_all(&storage, b.id).0, data);
     // A finalized replica of the stamp is the block itself: a copy of it is refused.
     assert!(matches!(
@@ -507,7 +507,7 @@ fn lease_recovery_steps() {
         (1500, GenerationStamp(1))
     );
     // The writer is cut off by the recovery.
-    assert!(w.finalize().is_err());
+    assert!(w.finalize(true).is_err());
     assert!(matches!(
         storage.recovery_finalize(BlockId(8), GenerationStamp(5), 1501),
         Err(Error::Invalid(_))
@@ -547,7 +547,7 @@ fn a_failed_volume_is_dropped_and_the_store_keeps_working() {
     for id in 1..=4u64 {
         let w = storage.create(Block::new(id, 1, 0), BPC).unwrap();
         write(&w, 0, &bytes(100, id as u8));
-        let b = w.finalize().unwrap();
+        let b = w.finalize(true).unwrap();
         on[storage.get(BlockId(id)).unwrap().volume].push(b);
     }
     assert_eq!((on[0].len(), on[1].len()), (2, 2));
@@ -559,7 +559,7 @@ fn a_failed_volume_is_dropped_and_the_store_keeps_working() {
     fs::remove_dir_all(&fx.dirs[writer_volume]).unwrap();
     write(&open_writer, 0, b"still open");
     assert!(
-        open_writer.finalize().is_err(),
+        open_writer.finalize(true).is_err(),
         "finalize on a vanished volume must fail"
     );
     assert_eq!(storage.healthy_volumes(), 1);
@@ -585,7 +585,7 @@ fn a_failed_volume_is_dropped_and_the_store_keeps_working() {
     }
     let w = storage.create(Block::new(20, 1, 0), BPC).unwrap();
     write(&w, 0, b"new data");
-    w.finalize().unwrap();
+    w.finalize(true).unwrap();
     assert_eq!(storage.get(BlockId(20)).unwrap().volume, 1 - writer_volume);
     assert_eq!(storage.totals().failed_volumes, 1);
     assert_eq!(storage.check_volumes(), 1);

@@ -42,6 +42,7 @@ impl Node {
             },
             storage,
             socket_timeout: T,
+            sync_on_close: false,
             active: AtomicUsize::new(0),
             bad_blocks: btx,
         });

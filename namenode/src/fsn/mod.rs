@@ -68,6 +68,9 @@ pub const DEFAULT_BLOCK_SIZE: u64 = 128 << 20;
 pub const DEFAULT_DIR_PERMISSION: u32 = 0o755;
 /// Mode of a new file whose request carries none.
 pub const DEFAULT_FILE_PERMISSION: u32 = 0o644;
+/// How far past the loaded ids [`FsState::reserve_ids`] moves at startup: far more allocations
+/// than any sync interval holds, and small enough for 2^32 restarts.
+pub const ID_MARGIN: u64 = 1 << 32;
 /// Block sizes must be whole checksum chunks.
 pub const BYTES_PER_CHECKSUM: u64 = dfs_proto::checksum::DEFAULT_BYTES_PER_CHECKSUM as u64;
 
@@ -271,6 +274,21 @@ impl FsState {
             )));
         }
         Ok(())
+    }
+
+    /// Logs that every inode id, block id and generation stamp handed out from now on lies
+    /// [`ID_MARGIN`] past the loaded ones; returns its txid, which must be synced before serving.
+    /// A power loss may have taken allocations from the unsynced tail of the last run, which
+    /// clients and DataNodes saw: handing one out again could make an old replica pass for a new
+    /// block's, or a client's inode number name another file.
+    pub fn reserve_ids(&mut self) -> Result<u64> {
+        let past = |v: u64| v.saturating_add(ID_MARGIN);
+        self.log(Op::ReserveIds {
+            inode_id: InodeId(past(self.ns.next_inode_id().0)),
+            block_id: BlockId(past(self.ns.next_block_id().0)),
+            gs: GenStamp(past(self.ns.gen_stamp().0)),
+        })?;
+        Ok(self.log.last_txid())
     }
 
     fn bump_gen_stamp(&mut self) -> Result<GenStamp> {

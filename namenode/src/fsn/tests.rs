@@ -359,6 +359,29 @@ fn mkdirs_semantics() {
         .is_none());
 }
 
+/// The reservation a NameNode logs at startup puts every id it hands out past whatever the
+/// last run may have handed out unsynced, and survives the next restart.
+#[test]
+fn reserved_ids_lie_past_the_margin_and_survive_a_restart() {
+    let mut fx = Fx::new();
+    let now = fx.at(0);
+    let before = (
+        fx.st.ns.next_inode_id().0,
+        fx.st.ns.next_block_id().0,
+        fx.st.ns.gen_stamp().0,
+    );
+    fx.st.reserve_ids().unwrap();
+    fx.st
+        .create_(&root(), &p("/f"), 0, "c", false, false, 1, 0, now)
+        .unwrap();
+    let st = fx.st.get_file_info(&root(), &p("/f")).unwrap().unwrap();
+    assert_eq!(st.inode_id.0, before.0 + ID_MARGIN);
+    fx.restart();
+    assert!(fx.st.ns.next_inode_id().0 > before.0 + ID_MARGIN);
+    assert_eq!(fx.st.ns.next_block_id().0, before.1 + ID_MARGIN);
+    assert_eq!(fx.st.ns.gen_stamp().0, before.2 + ID_MARGIN);
+}
+
 #[test]
 fn create_validates_arguments() {
     let mut fx = Fx::new();

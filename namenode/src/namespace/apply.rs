@@ -295,6 +295,15 @@ impl Namespace {
             Op::SetGenerationStamp { gs } => {
                 self.gen_stamp = self.gen_stamp.max(gs.0);
             }
+            Op::ReserveIds {
+                inode_id,
+                block_id,
+                gs,
+            } => {
+                self.next_inode_id = self.next_inode_id.max(inode_id.0);
+                self.next_block_id = self.next_block_id.max(block_id.0);
+                self.gen_stamp = self.gen_stamp.max(gs.0);
+            }
             Op::AbandonBlock { path, block_id } => {
                 let id = self.resolve(path)?;
                 let f = self.file_uc_mut(id, path)?;

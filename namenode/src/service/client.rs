@@ -20,6 +20,7 @@ use crate::types::InodeId;
 #[tonic::async_trait]
 impl ClientProtocol for Service {
     async fn mkdirs(&self, req: Request<pb::MkdirsRequest>) -> Rpc<pb::MkdirsResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let req = MkdirsRequest {
@@ -31,13 +32,16 @@ impl ClientProtocol for Service {
             },
             create_parent: r.create_parent,
         };
-        let st = self.exec(|st| st.mkdirs(&c, &req, Now::current())).await?;
+        let st = self
+            .exec(d, |st| st.mkdirs(&c, &req, Now::current()))
+            .await?;
         Ok(Response::new(pb::MkdirsResponse {
             status: Some(st.into()),
         }))
     }
 
     async fn create(&self, req: Request<pb::CreateRequest>) -> Rpc<pb::CreateResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let req = CreateRequest {
@@ -53,18 +57,21 @@ impl ClientProtocol for Service {
             replication: r.replication,
             block_size: r.block_size,
         };
-        let st = self.exec(|st| st.create(&c, &req, Now::current())).await?;
+        let st = self
+            .exec(d, |st| st.create(&c, &req, Now::current()))
+            .await?;
         Ok(Response::new(pb::CreateResponse {
             status: Some(st.into()),
         }))
     }
 
     async fn append(&self, req: Request<pb::AppendRequest>) -> Rpc<pb::AppendResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let (last, st) = self
-            .exec(|st| st.append(&c, &p, &r.client_name, Now::current()))
+            .exec(d, |st| st.append(&c, &p, &r.client_name, Now::current()))
             .await?;
         Ok(Response::new(pb::AppendResponse {
             last_block: last.map(pb::LocatedBlock::from),
@@ -73,13 +80,14 @@ impl ClientProtocol for Service {
     }
 
     async fn add_block(&self, req: Request<pb::AddBlockRequest>) -> Rpc<pb::AddBlockResponse> {
+        let d = durability(&req);
         let host = client_host(&req, &req.get_ref().client_host);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let previous = r.previous.as_ref().map(Block::from);
         let exclude: HashSet<String> = r.exclude_nodes.iter().cloned().collect();
         let b = self
-            .exec(|st| {
+            .exec(d, |st| {
                 st.add_block(
                     &BlockRequest {
                         path: &p,
@@ -103,10 +111,11 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::AbandonBlockRequest>,
     ) -> Rpc<pb::AbandonBlockResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let b = block(&r.block, "block")?;
-        self.exec(|st| st.abandon_block(&p, &r.client_name, b, r.file_id))
+        self.exec(d, |st| st.abandon_block(&p, &r.client_name, b, r.file_id))
             .await?;
         Ok(Response::new(pb::AbandonBlockResponse {}))
     }
@@ -115,6 +124,7 @@ impl ClientProtocol for Service {
     /// which happens moments after the client's last ack: rather than answer "not yet" and have
     /// the client poll, wait here (at most [`COMPLETE_WAIT`]) for the report.
     async fn complete(&self, req: Request<pb::CompleteRequest>) -> Rpc<pb::CompleteResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let last = r.last.as_ref().map(Block::from);
@@ -125,7 +135,9 @@ impl ClientProtocol for Service {
             tokio::pin!(reported);
             reported.as_mut().enable();
             let completed = self
-                .exec(|st| st.complete(&p, &r.client_name, last, r.file_id, Now::current()))
+                .exec(d, |st| {
+                    st.complete(&p, &r.client_name, last, r.file_id, Now::current())
+                })
                 .await?;
             if completed {
                 return Ok(Response::new(pb::CompleteResponse { completed }));
@@ -140,6 +152,7 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::CommitExtentsRequest>,
     ) -> Rpc<pb::CommitExtentsResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let block = r
@@ -167,7 +180,7 @@ impl ClientProtocol for Service {
             compact: r.compact,
         };
         let compact = self
-            .exec(|st| st.commit_extents(req, Now::current()))
+            .exec(d, |st| st.commit_extents(req, Now::current()))
             .await?;
         Ok(Response::new(pb::CommitExtentsResponse {
             compact: ranges(compact),
@@ -175,9 +188,10 @@ impl ClientProtocol for Service {
     }
 
     async fn fsync(&self, req: Request<pb::FsyncRequest>) -> Rpc<pb::FsyncResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| {
+        self.exec(d, |st| {
             st.fsync(
                 &p,
                 &r.client_name,
@@ -194,10 +208,13 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::UpdateBlockForPipelineRequest>,
     ) -> Rpc<pb::UpdateBlockForPipelineResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let b = block(&r.block, "block")?;
         let lb = self
-            .exec(|st| st.update_block_for_pipeline(b, &r.client_name, Now::current()))
+            .exec(d, |st| {
+                st.update_block_for_pipeline(b, &r.client_name, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::UpdateBlockForPipelineResponse {
             block: Some(lb.into()),
@@ -208,11 +225,12 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::UpdatePipelineRequest>,
     ) -> Rpc<pb::UpdatePipelineResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let old = block(&r.old_block, "old_block")?;
         let new = block(&r.new_block, "new_block")?;
         let nodes = ids(&r.new_nodes);
-        self.exec(|st| st.update_pipeline(&r.client_name, old, new, &nodes))
+        self.exec(d, |st| st.update_pipeline(&r.client_name, old, new, &nodes))
             .await?;
         Ok(Response::new(pb::UpdatePipelineResponse {}))
     }
@@ -221,13 +239,14 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::GetAdditionalDatanodeRequest>,
     ) -> Rpc<pb::GetAdditionalDatanodeResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let b = block(&r.block, "block")?;
         let existing = ids(&r.existing);
         let exclude: HashSet<String> = r.exclude_nodes.iter().cloned().collect();
         let lb = self
-            .exec(|st| {
+            .exec(d, |st| {
                 st.get_additional_datanode(
                     &p,
                     b,
@@ -249,10 +268,13 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::RenewLeaseRequest>,
     ) -> Rpc<pb::RenewLeaseResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let holds: Vec<InodeId> = r.holds.iter().map(|h| InodeId(*h)).collect();
         let instance = self
-            .exec(|st| st.renew_lease(&r.client_name, &holds, Now::current()))
+            .exec(d, |st| {
+                st.renew_lease(&r.client_name, &holds, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::RenewLeaseResponse { instance }))
     }
@@ -261,11 +283,14 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::RecoverLeaseRequest>,
     ) -> Rpc<pb::RecoverLeaseResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let closed = self
-            .exec(|st| st.recover_lease(&c, &p, &r.client_name, Now::current()))
+            .exec(d, |st| {
+                st.recover_lease(&c, &p, &r.client_name, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::RecoverLeaseResponse { closed }))
     }
@@ -274,10 +299,11 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::GetFileInfoRequest>,
     ) -> Rpc<pb::GetFileInfoResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        let st = self.exec(|st| st.get_file_info(&c, &p)).await?;
+        let st = self.exec(d, |st| st.get_file_info(&c, &p)).await?;
         Ok(Response::new(pb::GetFileInfoResponse {
             status: st.map(pb::FileStatus::from),
         }))
@@ -287,10 +313,11 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::CheckAccessRequest>,
     ) -> Rpc<pb::CheckAccessResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.check_path_access(&c, &p, r.access))
+        self.exec(d, |st| st.check_path_access(&c, &p, r.access))
             .await?;
         Ok(Response::new(pb::CheckAccessResponse {}))
     }
@@ -299,11 +326,12 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::GetListingRequest>,
     ) -> Rpc<pb::GetListingResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let (entries, remaining, dir) = self
-            .exec(|st| st.get_listing(&c, &p, &r.start_after, r.limit))
+            .exec(d, |st| st.get_listing(&c, &p, &r.start_after, r.limit))
             .await?;
         Ok(Response::new(pb::GetListingResponse {
             entries: entries.into_iter().map(pb::FileStatus::from).collect(),
@@ -316,6 +344,7 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::GetBlockLocationsRequest>,
     ) -> Rpc<pb::GetBlockLocationsResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let host = client_host(&req, &req.get_ref().client_host);
         let r = req.into_inner();
@@ -328,7 +357,7 @@ impl ClientProtocol for Service {
             hold: r.hold,
         };
         let lbs = self
-            .exec(|st| st.get_block_locations(&c, &lr, Now::current()))
+            .exec(d, |st| st.get_block_locations(&c, &lr, Now::current()))
             .await?;
         Ok(Response::new(pb::GetBlockLocationsResponse {
             locations: Some(lbs.into()),
@@ -336,21 +365,27 @@ impl ClientProtocol for Service {
     }
 
     async fn rename(&self, req: Request<pb::RenameRequest>) -> Rpc<pb::RenameResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let src = path(&r.src)?;
         let dst = path(&r.dst)?;
-        self.exec(|st| st.rename(&c, &src, &dst, r.overwrite, Now::current()))
-            .await?;
+        self.exec(d, |st| {
+            st.rename(&c, &src, &dst, r.overwrite, Now::current())
+        })
+        .await?;
         Ok(Response::new(pb::RenameResponse {}))
     }
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Rpc<pb::DeleteResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let deleted = self
-            .exec(|st| st.delete(&c, &p, r.recursive, r.directory, Now::current()))
+            .exec(d, |st| {
+                st.delete(&c, &p, r.recursive, r.directory, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::DeleteResponse { deleted }))
     }
@@ -359,11 +394,14 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::SetReplicationRequest>,
     ) -> Rpc<pb::SetReplicationResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.set_replication(&c, &p, r.replication, Now::current()))
-            .await?;
+        self.exec(d, |st| {
+            st.set_replication(&c, &p, r.replication, Now::current())
+        })
+        .await?;
         Ok(Response::new(pb::SetReplicationResponse {}))
     }
 
@@ -371,24 +409,31 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::SetPermissionRequest>,
     ) -> Rpc<pb::SetPermissionResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.set_permission(&c, &p, r.permission, Now::current()))
-            .await?;
+        self.exec(d, |st| {
+            st.set_permission(&c, &p, r.permission, Now::current())
+        })
+        .await?;
         Ok(Response::new(pb::SetPermissionResponse {}))
     }
 
     async fn set_owner(&self, req: Request<pb::SetOwnerRequest>) -> Rpc<pb::SetOwnerResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.set_owner(&c, &p, &r.owner, &r.group, Now::current()))
-            .await?;
+        self.exec(d, |st| {
+            st.set_owner(&c, &p, &r.owner, &r.group, Now::current())
+        })
+        .await?;
         Ok(Response::new(pb::SetOwnerResponse {}))
     }
 
     async fn set_times(&self, req: Request<pb::SetTimesRequest>) -> Rpc<pb::SetTimesResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let req = SetTimesRequest {
@@ -397,17 +442,20 @@ impl ClientProtocol for Service {
             atime_ms: r.atime_ms,
             now: r.now,
         };
-        self.exec(|st| st.set_times(&c, &req, Now::current()))
+        self.exec(d, |st| st.set_times(&c, &req, Now::current()))
             .await?;
         Ok(Response::new(pb::SetTimesResponse {}))
     }
 
     async fn truncate(&self, req: Request<pb::TruncateRequest>) -> Rpc<pb::TruncateResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
         let compact = self
-            .exec(|st| st.truncate(&c, &p, r.new_length, &r.client_name, Now::current()))
+            .exec(d, |st| {
+                st.truncate(&c, &p, r.new_length, &r.client_name, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::TruncateResponse {
             compact: ranges(compact),
@@ -418,10 +466,11 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::GetContentSummaryRequest>,
     ) -> Rpc<pb::GetContentSummaryResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        let s = self.exec(|st| st.content_summary(&c, &p)).await?;
+        let s = self.exec(d, |st| st.content_summary(&c, &p)).await?;
         Ok(Response::new(pb::GetContentSummaryResponse {
             summary: Some(s.into()),
         }))
@@ -431,6 +480,7 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::ReportBadBlocksRequest>,
     ) -> Rpc<pb::ReportBadBlocksResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let mut bad = Vec::with_capacity(r.blocks.len());
         for lb in &r.blocks {
@@ -442,7 +492,7 @@ impl ClientProtocol for Service {
                 .collect();
             bad.push((b, uuids));
         }
-        self.exec(|st| {
+        self.exec(d, |st| {
             st.report_bad_blocks(&bad);
             Ok(())
         })
@@ -450,36 +500,43 @@ impl ClientProtocol for Service {
         Ok(Response::new(pb::ReportBadBlocksResponse {}))
     }
 
-    async fn get_stats(&self, _req: Request<pb::GetStatsRequest>) -> Rpc<pb::GetStatsResponse> {
-        let s = self.exec(|st| Ok(st.stats())).await?;
-        Ok(Response::new(s.into()))
+    async fn get_stats(&self, req: Request<pb::GetStatsRequest>) -> Rpc<pb::GetStatsResponse> {
+        let d = durability(&req);
+        let s = self.exec(d, |st| Ok(st.stats())).await?;
+        Ok(Response::new(pb::GetStatsResponse {
+            namenode_rss_bytes: crate::util::resident_bytes().unwrap_or(0),
+            ..s.into()
+        }))
     }
 
     async fn get_datanode_report(
         &self,
-        _req: Request<pb::GetDatanodeReportRequest>,
+        req: Request<pb::GetDatanodeReportRequest>,
     ) -> Rpc<pb::GetDatanodeReportResponse> {
+        let d = durability(&req);
         let now = Now::current();
-        let dns = self.exec(|st| Ok(st.datanode_report(now.at))).await?;
+        let dns = self.exec(d, |st| Ok(st.datanode_report(now.at))).await?;
         Ok(Response::new(pb::GetDatanodeReportResponse {
             datanodes: dns.iter().map(pb::DatanodeInfo::from).collect(),
         }))
     }
 
     async fn fsck(&self, req: Request<pb::FsckRequest>) -> Rpc<pb::FsckResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        let report = self.exec(|st| st.fsck(&c, &p)).await?;
+        let report = self.exec(d, |st| st.fsck(&c, &p)).await?;
         Ok(Response::new(report.into()))
     }
 
     async fn safe_mode(&self, req: Request<pb::SafeModeRequest>) -> Rpc<pb::SafeModeResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let action = SafeModeAction::try_from(r.action).map_err(to_status)?;
         let (on, status) = self
-            .exec(|st| st.safe_mode(&c, action, Now::current()))
+            .exec(d, |st| st.safe_mode(&c, action, Now::current()))
             .await?;
         Ok(Response::new(pb::SafeModeResponse { on, status }))
     }
@@ -488,9 +545,10 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::DecommissionRequest>,
     ) -> Rpc<pb::DecommissionResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
-        self.exec(|st| st.decommission(&c, &r.datanode)).await?;
+        self.exec(d, |st| st.decommission(&c, &r.datanode)).await?;
         Ok(Response::new(pb::DecommissionResponse {}))
     }
 
@@ -498,6 +556,7 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::CreateSymlinkRequest>,
     ) -> Rpc<pb::CreateSymlinkResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let link = path(&r.link)?;
@@ -508,11 +567,14 @@ impl ClientProtocol for Service {
                     mode: NewMode::new(DEFAULT_DIR_PERMISSION),
                     create_parent: true,
                 };
-                self.exec(|st| st.mkdirs(&c, &mk, Now::current())).await?;
+                self.exec(d, |st| st.mkdirs(&c, &mk, Now::current()))
+                    .await?;
             }
         }
         let st = self
-            .exec(|st| st.create_symlink(&c, &r.target, &link, &r.group, Now::current()))
+            .exec(d, |st| {
+                st.create_symlink(&c, &r.target, &link, &r.group, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::CreateSymlinkResponse {
             status: Some(st.into()),
@@ -520,11 +582,12 @@ impl ClientProtocol for Service {
     }
 
     async fn link(&self, req: Request<pb::LinkRequest>) -> Rpc<pb::LinkResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let (src, dst) = (path(&r.src)?, path(&r.dst)?);
         let st = self
-            .exec(|st| st.link(&c, &src, &dst, Now::current()))
+            .exec(d, |st| st.link(&c, &src, &dst, Now::current()))
             .await?;
         Ok(Response::new(pb::LinkResponse {
             status: Some(st.into()),
@@ -532,6 +595,7 @@ impl ClientProtocol for Service {
     }
 
     async fn mknod(&self, req: Request<pb::MknodRequest>) -> Rpc<pb::MknodResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let req = MknodRequest {
@@ -547,13 +611,16 @@ impl ClientProtocol for Service {
             replication: r.replication,
             block_size: r.block_size,
         };
-        let st = self.exec(|st| st.mknod(&c, &req, Now::current())).await?;
+        let st = self
+            .exec(d, |st| st.mknod(&c, &req, Now::current()))
+            .await?;
         Ok(Response::new(pb::MknodResponse {
             status: Some(st.into()),
         }))
     }
 
     async fn set_x_attr(&self, req: Request<pb::SetXAttrRequest>) -> Rpc<pb::SetXAttrResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
@@ -564,16 +631,17 @@ impl ClientProtocol for Service {
                 value: x.value,
             })
             .ok_or_else(|| to_status(Error::InvalidArgument("xattr is required".into())))?;
-        self.exec(|st| st.set_xattr(&c, &p, &x, r.flags, Now::current()))
+        self.exec(d, |st| st.set_xattr(&c, &p, &x, r.flags, Now::current()))
             .await?;
         Ok(Response::new(pb::SetXAttrResponse {}))
     }
 
     async fn get_x_attrs(&self, req: Request<pb::GetXAttrsRequest>) -> Rpc<pb::GetXAttrsResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        let xattrs = self.exec(|st| st.get_xattrs(&c, &p, &r.names)).await?;
+        let xattrs = self.exec(d, |st| st.get_xattrs(&c, &p, &r.names)).await?;
         Ok(Response::new(pb::GetXAttrsResponse {
             xattrs: xattrs
                 .into_iter()
@@ -589,9 +657,10 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::ListXAttrsRequest>,
     ) -> Rpc<pb::ListXAttrsResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let p = path(&req.get_ref().path)?;
-        let names = self.exec(|st| st.list_xattrs(&c, &p)).await?;
+        let names = self.exec(d, |st| st.list_xattrs(&c, &p)).await?;
         Ok(Response::new(pb::ListXAttrsResponse { names }))
     }
 
@@ -599,18 +668,20 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::RemoveXAttrRequest>,
     ) -> Rpc<pb::RemoveXAttrResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let p = path(&r.path)?;
-        self.exec(|st| st.remove_xattr(&c, &p, &r.name, Now::current()))
+        self.exec(d, |st| st.remove_xattr(&c, &p, &r.name, Now::current()))
             .await?;
         Ok(Response::new(pb::RemoveXAttrResponse {}))
     }
 
     async fn set_acl(&self, req: Request<pb::SetAclRequest>) -> Rpc<pb::SetAclResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
-        self.acl(&c, &r.path, AclChange::Set(acl_spec(&r.entries)?))
+        self.acl(d, &c, &r.path, AclChange::Set(acl_spec(&r.entries)?))
             .await?;
         Ok(Response::new(pb::SetAclResponse {}))
     }
@@ -619,9 +690,10 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::ModifyAclEntriesRequest>,
     ) -> Rpc<pb::ModifyAclEntriesResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
-        self.acl(&c, &r.path, AclChange::Modify(acl_spec(&r.entries)?))
+        self.acl(d, &c, &r.path, AclChange::Modify(acl_spec(&r.entries)?))
             .await?;
         Ok(Response::new(pb::ModifyAclEntriesResponse {}))
     }
@@ -630,10 +702,11 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::RemoveAclEntriesRequest>,
     ) -> Rpc<pb::RemoveAclEntriesResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let r = req.into_inner();
         let change = AclChange::RemoveEntries(acl_spec(&r.entries)?);
-        self.acl(&c, &r.path, change).await?;
+        self.acl(d, &c, &r.path, change).await?;
         Ok(Response::new(pb::RemoveAclEntriesResponse {}))
     }
 
@@ -641,15 +714,17 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::RemoveDefaultAclRequest>,
     ) -> Rpc<pb::RemoveDefaultAclResponse> {
+        let d = durability(&req);
         let c = caller(&req);
-        self.acl(&c, &req.get_ref().path, AclChange::RemoveDefault)
+        self.acl(d, &c, &req.get_ref().path, AclChange::RemoveDefault)
             .await?;
         Ok(Response::new(pb::RemoveDefaultAclResponse {}))
     }
 
     async fn remove_acl(&self, req: Request<pb::RemoveAclRequest>) -> Rpc<pb::RemoveAclResponse> {
+        let d = durability(&req);
         let c = caller(&req);
-        self.acl(&c, &req.get_ref().path, AclChange::RemoveAll)
+        self.acl(d, &c, &req.get_ref().path, AclChange::RemoveAll)
             .await?;
         Ok(Response::new(pb::RemoveAclResponse {}))
     }
@@ -658,9 +733,10 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::GetAclStatusRequest>,
     ) -> Rpc<pb::GetAclStatusResponse> {
+        let d = durability(&req);
         let c = caller(&req);
         let p = path(&req.get_ref().path)?;
-        let s = self.exec(|st| st.get_acl_status(&c, &p)).await?;
+        let s = self.exec(d, |st| st.get_acl_status(&c, &p)).await?;
         Ok(Response::new(s.into()))
     }
 
@@ -668,18 +744,25 @@ impl ClientProtocol for Service {
         &self,
         req: Request<pb::ReleaseHoldsRequest>,
     ) -> Rpc<pb::ReleaseHoldsResponse> {
+        let d = durability(&req);
         let r = req.into_inner();
         let files: Vec<InodeId> = r.file_ids.iter().map(|f| InodeId(*f)).collect();
-        self.exec(|st| st.release_holds(&r.client_name, &files))
+        self.exec(d, |st| st.release_holds(&r.client_name, &files))
             .await?;
         Ok(Response::new(pb::ReleaseHoldsResponse {}))
     }
 }
 
 impl Service {
-    async fn acl(&self, c: &Caller, p: &str, change: AclChange) -> std::result::Result<(), Status> {
+    async fn acl(
+        &self,
+        d: Durability,
+        c: &Caller,
+        p: &str,
+        change: AclChange,
+    ) -> std::result::Result<(), Status> {
         let p = path(p)?;
-        self.exec(|st| st.change_acl(c, &p, &change, Now::current()))
+        self.exec(d, |st| st.change_acl(c, &p, &change, Now::current()))
             .await
     }
 }

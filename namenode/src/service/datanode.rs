@@ -23,7 +23,9 @@ impl DatanodeProtocol for Service {
             .map_err(to_status)?
             .unwrap_or_default();
         let cluster_id = self
-            .exec(|st| st.register(id, storage, Now::current()))
+            .exec(Durability::Synced, |st| {
+                st.register(id, storage, Now::current())
+            })
             .await?;
         Ok(Response::new(pb::RegisterResponse { cluster_id }))
     }
@@ -38,11 +40,12 @@ impl DatanodeProtocol for Service {
             .map_err(to_status)?
             .unwrap_or_default();
         let (commands, txid) = self
-            .exec(|st| {
-                Ok((
-                    st.heartbeat(&r.uuid, storage, r.xceivers, Now::current()),
-                    st.log.last_txid(),
-                ))
+            .exec(Durability::Synced, |st| {
+                let commands = st.heartbeat(&r.uuid, storage, r.xceivers, Now::current());
+                if commands.as_ref().is_some_and(|c| !c.is_empty()) {
+                    st.log.request_sync()?;
+                }
+                Ok((commands, st.log.last_txid()))
             })
             .await?;
         let Some(commands) = commands else {
@@ -52,9 +55,10 @@ impl DatanodeProtocol for Service {
             }));
         };
         if !commands.is_empty() {
-            // Commands may carry generation stamps just logged (lease recovery): never send a
-            // stamp that a crash could hand out again.
-            self.shared.sync.wait(txid).await.map_err(to_status)?;
+            // Commands may carry generation stamps just logged (lease recovery), and deletes of
+            // replicas whose files a power loss could bring back: send none before every change
+            // before it is synced.
+            self.shared.sync.synced(txid).await.map_err(to_status)?;
         }
         Ok(Response::new(pb::HeartbeatResponse {
             commands: commands
@@ -76,8 +80,10 @@ impl DatanodeProtocol for Service {
             .map(ReplicaReport::try_from)
             .collect::<Result<Vec<_>>>()
             .map_err(to_status)?;
-        self.exec(|st| st.block_report(&r.uuid, &reports, Now::current()))
-            .await?;
+        self.exec(Durability::Synced, |st| {
+            st.block_report(&r.uuid, &reports, Now::current())
+        })
+        .await?;
         self.shared.replicas_reported.notify_waiters();
         Ok(Response::new(pb::BlockReportResponse {
             commands: Vec::new(),
@@ -95,8 +101,10 @@ impl DatanodeProtocol for Service {
             .map(ReceivedDeleted::try_from)
             .collect::<Result<Vec<_>>>()
             .map_err(to_status)?;
-        self.exec(|st| st.block_received_and_deleted(&r.uuid, &items, Now::current()))
-            .await?;
+        self.exec(Durability::Synced, |st| {
+            st.block_received_and_deleted(&r.uuid, &items, Now::current())
+        })
+        .await?;
         self.shared.replicas_reported.notify_waiters();
         Ok(Response::new(pb::BlockReceivedAndDeletedResponse {}))
     }
@@ -119,8 +127,10 @@ impl DatanodeProtocol for Service {
             })?;
             bad.push((Block::from(block), x.datanode_uuid.clone()));
         }
-        self.exec(|st| st.dn_report_bad_blocks(&r.uuid, &bad))
-            .await?;
+        self.exec(Durability::Synced, |st| {
+            st.dn_report_bad_blocks(&r.uuid, &bad)
+        })
+        .await?;
         Ok(Response::new(pb::DnReportBadBlocksResponse {}))
     }
 
@@ -131,7 +141,7 @@ impl DatanodeProtocol for Service {
         let r = req.into_inner();
         let b = block(&r.block, "block")?;
         let targets = ids(&r.new_targets);
-        self.exec(|st| {
+        self.exec(Durability::Synced, |st| {
             st.commit_block_synchronization(
                 b,
                 crate::types::GenStamp(r.new_generation_stamp),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use dfs_proto::error_kind::{
-    ErrorKind, ERROR_KIND_KEY, GROUPS_KEY, LINK_PATH_KEY, LINK_REST_KEY, USER_KEY,
+    ErrorKind, ERROR_KIND_KEY, GROUPS_KEY, LINK_PATH_KEY, LINK_REST_KEY, SYNC_KEY, USER_KEY,
 };
 use dfs_proto::path::DfsPath;
 use dfs_proto::pb;
@@ -18,7 +18,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::convert::required_block;
 use crate::error::{Error, Result};
 use crate::fsn::{Now, DEFAULT_DIR_PERMISSION, DEFAULT_FILE_PERMISSION};
-use crate::server::Shared;
+use crate::server::{Durability, Shared};
 use crate::types::{
     Block, Caller, DatanodeId, ReceivedDeleted, ReplicaReport, SafeModeAction, StorageReport,
 };
@@ -77,6 +77,16 @@ pub fn caller<T>(req: &Request<T>) -> Caller {
     }
 }
 
+/// What the client asked its reply to wait for: with `dfs-sync: 1`, every change before the
+/// reply is fsynced (HDFS's semantics); without, what the request changed is written to the edit
+/// log (it survives any crash of a process, and a power loss after the sync interval).
+pub fn durability<T>(req: &Request<T>) -> Durability {
+    match req.metadata().get(SYNC_KEY).map(|v| v.as_bytes()) {
+        Some(b"1") => Durability::SyncedAll,
+        _ => Durability::Written,
+    }
+}
+
 fn path(s: &str) -> std::result::Result<DfsPath, Status> {
     DfsPath::parse(s).map_err(|e| to_status(e.into()))
 }
@@ -112,9 +122,10 @@ impl Service {
 
     async fn exec<T>(
         &self,
+        durability: Durability,
         f: impl FnOnce(&mut crate::fsn::FsState) -> Result<T>,
     ) -> std::result::Result<T, Status> {
-        self.shared.exec(f).await.map_err(to_status)
+        self.shared.exec(durability, f).await.map_err(to_status)
     }
 }
 

@@ -1,5 +1,8 @@
 //! `dfs bench write|read`: sequential throughput of N files of SIZE each, written or read
 //! concurrently, through the same client path users take (in the spirit of Hadoop's TestDFSIO).
+//! `dfs bench meta` (module `meta`): NameNode operations per second at N concurrent clients.
+
+mod meta;
 
 use std::time::Instant;
 
@@ -11,8 +14,9 @@ use crate::config::{parse_size, Config};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// `write` creates the files, `read` reads back what `write` left.
-    #[arg(value_parser = ["write", "read"])]
+    /// `write` creates the files, `read` reads back what `write` left, `meta` measures the
+    /// NameNode (mkdirs, create, stat, list, rename, delete).
+    #[arg(value_parser = ["write", "read", "meta"])]
     pub mode: String,
     /// Bytes per file (e.g. 1G).
     #[arg(long, default_value = "1G")]
@@ -23,9 +27,18 @@ pub struct BenchArgs {
     /// dfs directory holding the benchmark files.
     #[arg(long, default_value = "/benchmarks/dfs-bench")]
     pub dir: String,
+    /// `meta`: concurrent clients, each with its own NameNode connection.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// `meta`: operations per phase, shared out among the clients.
+    #[arg(long, default_value_t = 100_000)]
+    pub ops: usize,
 }
 
 pub async fn run(config: &Config, namenode: &str, args: BenchArgs) -> Result<()> {
+    if args.mode == "meta" {
+        return meta::run(config, namenode, &args).await;
+    }
     let size = parse_size(&args.size).map_err(anyhow::Error::msg)?;
     if args.files == 0 {
         bail!("--files must be at least 1");
