@@ -16,7 +16,8 @@
 //! - `fsn`: `FsState`, every RPC's decision as a synchronous method.
 //! - `replication`: the replication monitor's pass (re-replication, excess, corrupt, decommission).
 //! - `record`: the checksummed `len | crc | payload` framing of edit and image records.
-//! - `editlog`: durable edit-log segments with group commit and torn-tail replay.
+//! - `editlog`: edit-log segments written before every reply and fsynced in groups (on demand or
+//!   within the sync interval), with replay that cuts a power-loss tail and refuses corruption.
 //! - `checkpoint`: image files (`fsimage_<txid>`), encode/decode.
 //! - `storage`: the metadata directory: lock, format, load (image + edits), purge.
 //! - `convert`: prost ↔ domain conversions for RPC messages.
