@@ -40,8 +40,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// What a reply waits for: clients choose with the `dfs-sync` header; DataNode reports sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// What the request logged is written to the edit log: it survives a crash of any process,
-    /// and a power loss once the sync interval has passed.
+    /// Everything logged before the reply is written to the edit log: it survives a crash of
+    /// any process, and a power loss once the sync interval has passed.
     Written,
     /// What the request logged is fsynced: it survives a power loss.
     Synced,
@@ -107,7 +107,9 @@ impl Shared {
             let after = st.log.last_txid();
             let logged = after > before;
             let wait = match durability {
-                Durability::Written if logged => Some((after, false)),
+                // Also when this request logged nothing: what it saw (a retried create finding
+                // its file) may be a change not yet written.
+                Durability::Written => Some((after, false)),
                 Durability::Synced if logged => Some((after, true)),
                 Durability::SyncedAll if st.log.synced_txid() < after => Some((after, true)),
                 _ => None,

@@ -86,9 +86,12 @@ impl Writer {
     /// Runs until every sender is gone ([`super::EditLog::close`]), then syncs what is left.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
-            let first = match self.unsynced_since {
-                Some(since) => {
-                    let left = (since + self.interval).saturating_duration_since(Instant::now());
+            let deadline = self
+                .unsynced_since
+                .and_then(|t| t.checked_add(self.interval));
+            let first = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left) {
                         Ok(m) => Some(m),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
