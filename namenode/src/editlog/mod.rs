@@ -105,15 +105,16 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
 }
 
-/// fsyncs every segment in `dir`: after a crash of the process the last run's unsynced tail was
-/// replayed from the page cache, and it must be on disk before anything after it is called synced.
-fn sync_segments(dir: &Path) -> Result<()> {
-    for seg in list_segments(dir)? {
-        File::open(&seg.path)
-            .and_then(|f| f.sync_data())
-            .map_err(|e| Error::io(format!("fsync {}", seg.path.display()), e))?;
-    }
-    Ok(())
+/// fsyncs the last segment in `dir`: after a crash of the process the last run's unsynced tail
+/// was replayed from the page cache, and it must be on disk before anything after it is called
+/// synced. Earlier segments were synced when they were rolled.
+fn sync_last_segment(dir: &Path) -> Result<()> {
+    let Some(seg) = list_segments(dir)?.pop() else {
+        return Ok(());
+    };
+    File::open(&seg.path)
+        .and_then(|f| f.sync_data())
+        .map_err(|e| Error::io(format!("fsync {}", seg.path.display()), e))
 }
 
 /// What the writer thread publishes after each batch.
@@ -210,7 +211,7 @@ impl EditLog {
     /// Starts writing a new segment at `next_txid` in `dir` (replacing an existing, record-less
     /// segment of that name) and spawns the writer thread.
     pub fn open_with(dir: &Path, next_txid: u64, opts: LogOptions) -> Result<EditLog> {
-        sync_segments(dir)?;
+        sync_last_segment(dir)?;
         let (tx, rx) = mpsc::channel();
         let (state_tx, state_rx) = watch::channel(SyncState {
             written_txid: next_txid - 1,
