@@ -135,6 +135,11 @@ pub(super) async fn run(config: &Config, namenode: &str, args: &BenchArgs) -> Re
             print_rss(&clients[0], "with the files created").await?;
         }
     }
+    // A closed file's hold is released in the background; a process about to exit must say so,
+    // or the files deleted meanwhile stay (as orphans) until its lease expires.
+    for c in &clients {
+        c.release_all().await?;
+    }
     clients[0].delete(&run_dir, true).await?;
     print_rss(&clients[0], "at the end").await
 }
