@@ -527,7 +527,10 @@ fn bench_meta_measures_every_phase_and_cleans_up() {
             "{out}"
         );
         let end = out.lines().find(|l| l.contains("at the end")).unwrap();
-        assert!(end.contains("(0 files"), "a deleted file outlived the run: {out}");
+        assert!(
+            end.contains("(0 files"),
+            "a deleted file outlived the run: {out}"
+        );
     }
     assert_eq!(
         dfs_ok(&c, &["ls", "/benchmarks/dfs-bench"]),

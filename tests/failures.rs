@@ -211,6 +211,7 @@ fn garbage_on_the_wire_closes_only_that_connection() {
         c.datanode_addr(0).to_string(),
         c.namenode_addr().to_string(),
         c.http_addr().to_string(),
+        c.datanode_http_addr(0).to_string(),
     ] {
         for j in junk {
             if let Ok(mut s) = std::net::TcpStream::connect(&target) {

@@ -66,10 +66,11 @@ macro_rules! range {
 
 keys! {
     "dfs.namenode.rpc-address" Text "127.0.0.1:8020" "NameNode RPC address: where `dfs namenode` listens and where clients and DataNodes connect.";
-    "dfs.namenode.http-address" Text "127.0.0.1:9870" "NameNode HTTP status address (JSON at `/status`).";
+    "dfs.namenode.http-address" Text "127.0.0.1:9870" "NameNode HTTP address: the web UI at `/`, JSON status at `/status`, Prometheus metrics at `/metrics`.";
     "dfs.namenode.name.dir" Text "./dfs-data/namenode" "NameNode metadata directory (edit log, checkpoints).";
     "dfs.datanode.data.dir" Text "./dfs-data/datanode" "DataNode volume directories, comma-separated.";
     "dfs.datanode.address" Text "127.0.0.1:9866" "DataNode data-transfer address.";
+    "dfs.datanode.http.address" Text "127.0.0.1:9864" "DataNode HTTP address (Prometheus metrics at `/metrics`).";
     "dfs.datanode.hostname" Text "" "Host a DataNode advertises to clients and other DataNodes. Empty: the IP it listens on; for a wildcard listen address (`0.0.0.0`, `::`), the local IP facing the NameNode, or `127.0.0.1` when that cannot be found.";
     "dfs.blocksize" Size [1, u64::MAX] "128M" "Block size of new files; a DataNode puts a new replica only on a volume with room for a block this big.";
     "dfs.replication" Int [1, U32] "3" "Replication of new files.";

@@ -88,6 +88,8 @@ struct Node {
     log: PathBuf,
     /// The address announced on stdout, reused on restart.
     addr: String,
+    /// A DataNode's HTTP address, likewise.
+    http: String,
 }
 
 impl Node {
@@ -99,6 +101,7 @@ impl Node {
             out: dir.join("logs").join(format!("{name}.out")),
             log: dir.join("logs").join(format!("{name}.log")),
             addr: String::new(),
+            http: String::new(),
         }
     }
 
@@ -235,6 +238,10 @@ impl MiniCluster {
     pub fn datanode_addr(&self, i: usize) -> &str {
         &self.datanodes[i].addr
     }
+    /// `host:port` of DataNode `i`'s HTTP server (`/metrics`).
+    pub fn datanode_http_addr(&self, i: usize) -> &str {
+        &self.datanodes[i].http
+    }
     /// DataNode `i`'s volume directories.
     pub fn datanode_volumes(&self, i: usize) -> Vec<PathBuf> {
         (0..self.volumes)
@@ -328,23 +335,25 @@ impl MiniCluster {
                     .to_string(),
             );
         }
-        args.extend(["--addr".into(), "127.0.0.1:0".into()]);
+        let ephemeral = "127.0.0.1:0".to_string();
+        args.extend(["--addr".into(), ephemeral.clone()]);
+        args.extend(["--http-addr".into(), ephemeral]);
         node.args = args;
         node.spawn(&self.bin)?;
         let line = node.announcement(Duration::from_secs(30))?;
-        node.addr = line
-            .strip_prefix("datanode xfer=")
-            .ok_or_else(|| anyhow!("unexpected DataNode announcement {line:?}"))?
-            .to_string();
-        // Restarts reuse the port, so the NameNode sees the same address again.
-        if let Some(a) = node
-            .args
-            .iter_mut()
-            .rev()
-            .find(|a| a.as_str() == "127.0.0.1:0")
-        {
-            *a = node.addr.clone();
-        }
+        // "datanode xfer=HOST:PORT http=HOST:PORT"
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("unexpected DataNode announcement {line:?}"))
+        };
+        node.addr = field("xfer=")?;
+        node.http = field("http=")?;
+        // Restarts reuse the ports, so the NameNode sees the same address again.
+        let n = node.args.len();
+        node.args[n - 3] = node.addr.clone();
+        node.args[n - 1] = node.http.clone();
         self.datanodes.push(node);
         Ok(i)
     }

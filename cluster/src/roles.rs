@@ -34,6 +34,9 @@ pub struct DatanodeArgs {
     /// Data-transfer address (default: dfs.datanode.address).
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
+    /// HTTP address, serving `/metrics` (default: dfs.datanode.http.address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_addr: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -148,10 +151,26 @@ pub async fn datanode(config: &Config, args: DatanodeArgs, namenode: &str) -> Re
         "DataNode",
     )
     .await?;
-    announce(&format!("datanode xfer={}", xfer.local_addr()?));
-    dfs_datanode::run(xfer, config.datanode(volumes, namenode), shutdown_signal())
-        .await
-        .context("DataNode failed")
+    let http = bind(
+        &args
+            .http_addr
+            .unwrap_or_else(|| config.text("dfs.datanode.http.address")),
+        "DataNode HTTP",
+    )
+    .await?;
+    announce(&format!(
+        "datanode xfer={} http={}",
+        xfer.local_addr()?,
+        http.local_addr()?
+    ));
+    let listeners = dfs_datanode::Listeners { xfer, http };
+    dfs_datanode::run(
+        listeners,
+        config.datanode(volumes, namenode),
+        shutdown_signal(),
+    )
+    .await
+    .context("DataNode failed")
 }
 
 /// `dfs mount`: mounts, then serves until SIGINT/SIGTERM (unmounting) or an external unmount.
@@ -281,12 +300,18 @@ pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
     let mut dn_addrs = Vec::new();
     for i in 0..args.datanodes {
         let xfer = bind("127.0.0.1:0", "DataNode").await?;
-        dn_addrs.push(xfer.local_addr()?.to_string());
+        let http = bind("127.0.0.1:0", "DataNode HTTP").await?;
+        dn_addrs.push(format!(
+            "{} (http {})",
+            xfer.local_addr()?,
+            http.local_addr()?
+        ));
+        let listeners = dfs_datanode::Listeners { xfer, http };
         let dn_config =
             config.datanode(vec![args.dir.join(format!("datanode-{}", i + 1))], &nn_addr);
         let dn_stop = stopped();
         tasks.spawn(async move {
-            dfs_datanode::run(xfer, dn_config, dn_stop)
+            dfs_datanode::run(listeners, dn_config, dn_stop)
                 .await
                 .context("DataNode failed")
         });
@@ -299,7 +324,7 @@ pub async fn up(config: &Config, args: UpArgs) -> Result<()> {
         None => None,
     };
     announce(&format!(
-        "dfs is up: NameNode rpc={nn_addr} http=http://{http_addr}/status, {} DataNodes at {}, data in {}{}\n\
+        "dfs is up: NameNode rpc={nn_addr} web UI http://{http_addr}/, {} DataNodes at {}, data in {}{}\n\
          try: dfs --namenode {nn_addr} ls /      (Ctrl-C stops the cluster)",
         args.datanodes,
         dn_addrs.join(" "),

@@ -161,7 +161,8 @@ async fn send_replica(
                 ),
             })
         }
-        (Ok(_), Ok(None)) => {
+        (Ok(packets), Ok(None)) => {
+            ctx.metrics.sent(len, packets as u64);
             info!(block = %want, to = %first.addr(), "replica transferred");
             Ok(())
         }

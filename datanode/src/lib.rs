@@ -15,12 +15,14 @@
 //!   reporter of received/deleted/bad blocks.
 //! - `commands`: NameNode commands that talk to other DataNodes: transfer and lease recovery.
 //! - `scanner`: the block scanner verifying finalized replicas at a bounded rate.
+//! - `metrics`: counters and gauges for Prometheus; `http`: the HTTP server showing them.
 //! - `types`: domain types (`BlockId`, `GenerationStamp`, `Block` ...) and prost conversions.
 //! - `shutdown`: the shutdown signal shared by every long-lived task.
 //! - `fuzzing`: a replica's files from bytes, for `fuzz/` and the property tests.
 //!
 //! Long-lived tasks, all stopped by `run`'s shutdown future: the transfer server (and its
-//! connection tasks), the NameNode actor (with its command tasks), the reporter, and the scanner.
+//! connection tasks), the HTTP server, the NameNode actor (with its command tasks), the
+//! reporter, and the scanner.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -37,7 +39,9 @@ mod commands;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod http;
 mod meta;
+mod metrics;
 mod namenode;
 mod pipeline;
 mod scanner;
@@ -104,7 +108,15 @@ impl Default for Config {
     }
 }
 
-/// Opens the volumes (scanning every stored replica), starts the data-transfer server on `xfer`,
+/// Where a DataNode listens: data transfer (`dfs.datanode.address`) and HTTP
+/// (`dfs.datanode.http.address`, `/metrics`).
+pub struct Listeners {
+    pub xfer: TcpListener,
+    pub http: TcpListener,
+}
+
+/// Opens the volumes (scanning every stored replica), starts the data-transfer server and the
+/// HTTP server on `listeners`,
 /// registers with the NameNode (retrying while it is unreachable), sends a full block report, then
 /// heartbeats, executes the NameNode's commands and reports received/deleted blocks, until
 /// `shutdown` resolves; then stops every task and returns.
@@ -114,20 +126,23 @@ impl Default for Config {
 ///
 /// ```no_run
 /// # async fn example() -> dfs_datanode::Result<()> {
-/// let xfer = tokio::net::TcpListener::bind("0.0.0.0:9866").await.expect("bind");
+/// let listeners = dfs_datanode::Listeners {
+///     xfer: tokio::net::TcpListener::bind("0.0.0.0:9866").await.expect("bind"),
+///     http: tokio::net::TcpListener::bind("0.0.0.0:9864").await.expect("bind"),
+/// };
 /// let config = dfs_datanode::Config {
 ///     volumes: vec!["/data/1/dn".into(), "/data/2/dn".into()],
 ///     namenode: "namenode.example:8020".into(),
 ///     ..Default::default()
 /// };
-/// dfs_datanode::run(xfer, config, async {
+/// dfs_datanode::run(listeners, config, async {
 ///     let _ = tokio::signal::ctrl_c().await;
 /// })
 /// .await
 /// # }
 /// ```
 pub async fn run(
-    xfer: TcpListener,
+    Listeners { xfer, http }: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -159,6 +174,7 @@ pub async fn run(
         sync_on_close: config.sync_on_close,
         active: AtomicUsize::new(0),
         bad_blocks: bad_tx.clone(),
+        metrics: metrics::Metrics::new(),
     });
     let (trigger, down) = shutdown::channel();
 
@@ -168,6 +184,7 @@ pub async fn run(
         config.max_transfer_threads,
         down.clone(),
     ));
+    let web = tokio::spawn(http::serve(http, ctx.clone(), down.clone()));
     let nn_config = namenode::NamenodeConfig {
         address: config.namenode.clone(),
         heartbeat_interval: config.heartbeat_interval,
@@ -201,6 +218,7 @@ pub async fn run(
     };
     let server_result = server.await.map_err(Error::from);
     let scanner_result = scanner.await.map_err(Error::from);
+    let _ = web.await;
     actor_result.and(server_result).and(scanner_result)
 }
 

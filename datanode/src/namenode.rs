@@ -199,6 +199,7 @@ impl Actor {
                 .collect(),
         };
         let resp = self.client.block_report(req).await?.into_inner();
+        self.ctx.metrics.block_report_sent();
         info!(replicas = n, "full block report sent");
         self.execute(resp.commands);
         Ok(())

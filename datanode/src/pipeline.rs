@@ -20,7 +20,7 @@
 //! source's data failed the checksum here, the source's replica is reported corrupt.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dfs_proto::frame::{read_frame, write_frame};
 use dfs_proto::packet::{self, Packet};
@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::metrics::Metrics;
 use crate::storage::RbwWriter;
 use crate::transfer::{send, wire_status, Reader, Writer, XferContext, IO_BUFFER};
 use crate::types::{peers, required_block, BadReplica, Block, Peer, Stage};
@@ -74,6 +75,8 @@ struct Received {
     forwarded: bool,
     /// This node rejected the packet: ack with this status and stop.
     failure: Option<(pb::Status, String)>,
+    /// When the packet arrived (its ack latency starts there).
+    at: Instant,
 }
 
 /// Handles one `write_block` connection to the end.
@@ -154,15 +157,19 @@ pub(crate) async fn write_block(
         None => (None, None),
     };
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-    let sync_on_close = ctx.sync_on_close;
+    let settings = Sync {
+        sync_on_close: ctx.sync_on_close,
+        t,
+        ctx: ctx.clone(),
+    };
     let mut responder = AbortOnDrop(tokio::spawn(respond(
         writer.clone(),
         rx,
         mirror_rd,
         up,
-        Sync { sync_on_close, t },
+        settings,
     )));
-    let received = receive(&writer, rd, mirror_wr, tx, t).await;
+    let received = receive(&writer, rd, mirror_wr, tx, (t, &ctx.metrics)).await;
     let responded = (&mut responder.0)
         .await
         .map_err(Error::from)
@@ -261,7 +268,7 @@ async fn receive(
     mut rd: Reader,
     mut mirror: Option<Writer>,
     tx: mpsc::Sender<Received>,
-    t: Duration,
+    (t, metrics): (Duration, &Metrics),
 ) -> Result<()> {
     let bpc = writer.bytes_per_checksum();
     let mut next_offset = writer.block().num_bytes;
@@ -281,6 +288,7 @@ async fn receive(
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err(Error::Timeout("waiting for the next packet".into())),
         };
+        let at = Instant::now();
         let h = p.header;
         let end = p.end_offset();
         let reject = |status: pb::Status, message: String| Received {
@@ -290,6 +298,7 @@ async fn receive(
             sync: false,
             forwarded: false,
             failure: Some((status, message)),
+            at,
         };
         if h.offset_in_block != next_offset {
             let msg = format!(
@@ -333,6 +342,7 @@ async fn receive(
                 let _ = tx.send(reject(wire_status(&e), e.to_string())).await;
                 return Err(e);
             }
+            metrics.wrote_packet(p.data.len());
         }
         next_offset = end;
         let item = Received {
@@ -342,6 +352,7 @@ async fn receive(
             sync: h.sync,
             forwarded,
             failure: None,
+            at,
         };
         if tx.send(item).await.is_err() {
             return Ok(());
@@ -352,11 +363,12 @@ async fn receive(
     }
 }
 
-/// The responder's timing and durability settings.
+/// The responder's timing and durability settings, and where it records ack latency.
 struct Sync {
     /// fsync a finished block even when the client did not ask (`dfs.datanode.synconclose`).
     sync_on_close: bool,
     t: Duration,
+    ctx: Arc<XferContext>,
 }
 
 /// The responder: one upstream ack per packet, in order.
@@ -365,7 +377,11 @@ async fn respond(
     mut rx: mpsc::Receiver<Received>,
     mut mirror: Option<Reader>,
     mut up: Writer,
-    Sync { sync_on_close, t }: Sync,
+    Sync {
+        sync_on_close,
+        t,
+        ctx,
+    }: Sync,
 ) -> Result<()> {
     let mut mirror_alive = mirror.is_some();
     while let Some(item) = rx.recv().await {
@@ -432,6 +448,7 @@ async fn respond(
             message,
         };
         send_ack(&mut up, &ack, t).await?;
+        ctx.metrics.acked(item.at.elapsed());
         if !all_ok {
             return Err(Error::Invalid(format!(
                 "pipeline failed at packet {}: {}",

@@ -750,6 +750,25 @@ impl Storage {
         t
     }
 
+    pub fn num_volumes(&self) -> usize {
+        self.volumes.len()
+    }
+
+    /// Finalized replicas and replicas being written.
+    pub fn replica_counts(&self) -> (usize, usize) {
+        let st = lock(&self.state);
+        let (mut finalized, mut rbw) = (0, 0);
+        for r in st.replicas.values() {
+            let g = lock(&r.inner);
+            match (g.removed, g.state) {
+                (true, _) => {}
+                (false, ReplicaState::Finalized) => finalized += 1,
+                (false, ReplicaState::Rbw) => rbw += 1,
+            }
+        }
+        (finalized, rbw)
+    }
+
     /// Number of volumes still in use.
     pub fn healthy_volumes(&self) -> usize {
         lock(&self.state).failed.iter().filter(|f| !**f).count()

@@ -180,7 +180,11 @@ async fn datanode_lifecycle_against_a_namenode() {
         ..Config::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let dn = tokio::spawn(run(xfer, config, async {
+    let listeners = Listeners {
+        xfer,
+        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let dn = tokio::spawn(run(listeners, config, async {
         let _ = stop_rx.await;
     }));
     tokio::time::sleep(Duration::from_millis(1500)).await;

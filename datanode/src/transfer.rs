@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::storage::{ReplicaView, Storage};
 use crate::types::{required_block, BadReplica, Block, GenerationStamp, Peer, ReplicaState};
@@ -44,6 +45,7 @@ pub(crate) struct XferContext {
     pub active: AtomicUsize,
     /// Local replicas found corrupt, for the NameNode (ReportBadBlocks).
     pub bad_blocks: mpsc::UnboundedSender<BadReplica>,
+    pub metrics: Metrics,
 }
 
 /// The wire status for an error: the one place errors become data-transfer statuses.
@@ -229,7 +231,7 @@ async fn read_block(ctx: &XferContext, op: pb::ReadBlockOp, w: &mut Writer) -> R
     send(w, &resp, t).await?;
     // Nothing to send (offset at the visible end, or a zero length): just the last packet.
     let start = if op.offset >= end { end } else { chunk_offset };
-    sender::send_range(w, view, data, meta, start, end, t)
+    let packets = sender::send_range(w, view, data, meta, start, end, t)
         .await
         .inspect_err(|e| {
             let Error::Io { source, .. } = e else { return };
@@ -244,6 +246,7 @@ async fn read_block(ctx: &XferContext, op: pb::ReadBlockOp, w: &mut Writer) -> R
             ctx.storage
                 .handle_io_error(view.volume, Some((view.block.id, view.block.gs)), e);
         })?;
+    ctx.metrics.sent(end - start, packets as u64);
     Ok(())
 }
 

@@ -238,7 +238,12 @@ pub fn rpc_session(bytes: &[u8]) -> crate::Result<Vec<Outcome>> {
         ..Config::default()
     };
     let state = FsState::new(cfg, loaded.ns, loaded.cluster_id, log, Now::current());
-    let svc = Service::new(Arc::new(Shared::new(state, cur, loaded.image_txid)));
+    let svc = Service::new(Arc::new(Shared::new(
+        state,
+        cur,
+        loaded.image_txid,
+        Arc::new(crate::metrics::Metrics::new(&Default::default())),
+    )));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

@@ -25,7 +25,7 @@ use crate::checkpoint;
 use crate::editlog::{EditLog, LogOptions, SyncHandle};
 use crate::error::{Error, Result};
 use crate::fsn::{FsState, Now};
-use crate::metrics::{CountRpcs, RpcCounts};
+use crate::metrics::{CountRpcs, Metrics, SyncMetrics};
 use crate::service::Service;
 use crate::storage::{self, DirLock};
 use crate::Config;
@@ -65,15 +65,18 @@ pub struct Shared {
     /// A tokio mutex because it is held across the (slow) image write: it serializes
     /// checkpoints, and nothing else waits on it.
     checkpoint: tokio::sync::Mutex<CheckpointState>,
-    /// Calls per RPC method, counted by the server's [`CountRpcs`] layer.
-    pub(crate) rpc: Arc<RpcCounts>,
+    /// RPC calls (counted by the server's [`CountRpcs`] layer), edit-log fsyncs, and the
+    /// cluster gauges `/metrics` shows.
+    pub(crate) metrics: Arc<Metrics>,
+    /// When this NameNode started (its uptime on the web UI).
+    pub(crate) started: Instant,
     /// Woken whenever DataNodes reported replicas: a Complete waiting for its last block's
     /// first replica looks again.
     pub(crate) replicas_reported: tokio::sync::Notify,
 }
 
 impl Shared {
-    pub fn new(state: FsState, cur_dir: PathBuf, image_txid: u64) -> Shared {
+    pub fn new(state: FsState, cur_dir: PathBuf, image_txid: u64, metrics: Arc<Metrics>) -> Shared {
         Shared {
             sync: state.log.sync_handle(),
             state: Mutex::new(state),
@@ -82,7 +85,8 @@ impl Shared {
                 txid: image_txid,
                 at: Instant::now(),
             }),
-            rpc: Arc::default(),
+            metrics,
+            started: Instant::now(),
             replicas_reported: tokio::sync::Notify::new(),
         }
     }
@@ -252,11 +256,14 @@ pub async fn run(
         "namespace loaded"
     );
     let cur = storage::current_dir(&config.dir);
+    let sync_metrics = SyncMetrics::default();
+    let metrics = Arc::new(Metrics::new(&sync_metrics));
     let log = EditLog::open_with(
         &cur,
         loaded.last_txid + 1,
         LogOptions {
             sync_interval: config.edits_sync_interval,
+            metrics: sync_metrics,
             ..LogOptions::default()
         },
     )?;
@@ -273,7 +280,7 @@ pub async fn run(
     if state.safemode.is_on() {
         tracing::info!("in safe mode until enough blocks are reported");
     }
-    let shared = Arc::new(Shared::new(state, cur, loaded.image_txid));
+    let shared = Arc::new(Shared::new(state, cur, loaded.image_txid, metrics));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -296,7 +303,7 @@ pub async fn run(
     let mut rpc_stop = stop_rx.clone();
     let incoming = tonic::transport::server::TcpIncoming::from(rpc).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
-        .layer(CountRpcs(shared.rpc.clone()))
+        .layer(CountRpcs(shared.metrics.clone()))
         .add_service(
             ClientProtocolServer::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE)

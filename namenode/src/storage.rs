@@ -260,6 +260,7 @@ mod tests {
             let opts = LogOptions {
                 sync_interval: std::time::Duration::from_secs(3600),
                 store: std::sync::Arc::new(power.clone()),
+                ..LogOptions::default()
             };
             let mut log = EditLog::open_with(&current_dir(d.path()), 1, opts).unwrap();
             let sync = log.sync_handle();

@@ -430,7 +430,7 @@ async fn dead_datanode_is_replaced() {
     assert!(!d.alive);
     // The HTTP status tells the same story.
     let mut s = tokio::net::TcpStream::connect(nn.http).await.unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut resp = String::new();
@@ -443,7 +443,9 @@ async fn dead_datanode_is_replaced() {
     assert_eq!(v["files"], 1);
     assert_eq!(v["datanodes"].as_array().unwrap().len(), 3);
     let mut s = tokio::net::TcpStream::connect(nn.http).await.unwrap();
-    s.write_all(b"GET /nope HTTP/1.1\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).await.unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");

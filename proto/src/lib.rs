@@ -8,6 +8,7 @@
 //!   and clients.
 //! - [`frame`]: length-prefixed prost messages on a byte stream, with a size cap.
 //! - [`checksum`]: CRC32C per chunk, the unit of integrity on disk and on the wire.
+//! - [`display`]: modes, sizes and dates as people read them (the shell and the web UI).
 //! - [`packet`]: the 64 KiB data packets of the write pipeline and of streaming reads.
 //! - [`path`]: [`path::DfsPath`], a valid namespace path by construction.
 //! - [`error_kind`]: the error names NameNode and clients share over gRPC metadata.
@@ -16,6 +17,7 @@
 
 pub mod acl;
 pub mod checksum;
+pub mod display;
 pub mod error_kind;
 pub mod frame;
 pub mod packet;

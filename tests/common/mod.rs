@@ -301,16 +301,31 @@ fn run_ok(cmd: &str, args: &[&str], dir: &Path) {
     );
 }
 
-/// The NameNode's HTTP status document (which must answer 200).
-pub fn status(c: &MiniCluster) -> serde_json::Value {
+/// `GET path` from the HTTP server at `addr`: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(c.http_addr()).unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap()
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {resp}"));
+    (code, body.to_string())
+}
+
+/// The NameNode's HTTP status document (which must answer 200).
+pub fn status(c: &MiniCluster) -> serde_json::Value {
+    let (code, body) = http_get(c.http_addr(), "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// `dfs up` with its NameNode on ephemeral ports (it prints them); arguments follow.

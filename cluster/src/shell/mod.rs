@@ -16,7 +16,7 @@ use crate::config::Config;
 mod attrs;
 mod format;
 
-pub use format::size;
+pub use dfs_proto::display::size;
 use format::{fsck_json, ls_line, now_ms, print_fsck, print_stat, status_json};
 
 /// Read/copy buffer: big enough to fill several packets per call.

@@ -45,6 +45,7 @@ impl Node {
             sync_on_close: false,
             active: AtomicUsize::new(0),
             bad_blocks: btx,
+            metrics: crate::metrics::Metrics::new(),
         });
         let (trigger, down) = shutdown::channel();
         let server = tokio::spawn(serve(listener, ctx.clone(), 16, down));

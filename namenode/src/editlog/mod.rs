@@ -49,6 +49,7 @@ use dfs_proto::pb;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
+use crate::metrics::SyncMetrics;
 use crate::op::Op;
 
 pub use replay::replay;
@@ -149,6 +150,7 @@ pub struct LogOptions {
     /// syncs every batch before publishing it as written (HDFS's semantics).
     pub sync_interval: Duration,
     pub store: Arc<dyn SegmentStore>,
+    pub metrics: SyncMetrics,
 }
 
 impl Default for LogOptions {
@@ -156,6 +158,7 @@ impl Default for LogOptions {
         LogOptions {
             sync_interval: Duration::ZERO,
             store: Arc::new(DiskStore),
+            metrics: SyncMetrics::default(),
         }
     }
 }

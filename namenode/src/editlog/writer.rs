@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::{segment_name, LogOptions, Msg, SegmentFile, SegmentStore, SyncState, EDIT_MAGIC};
 use crate::error::{Error, Result};
+use crate::metrics::SyncMetrics;
 use crate::record;
 
 /// Most records written before an fsync, so one writer burst cannot starve waiters forever.
@@ -57,6 +58,7 @@ pub(super) struct Writer {
     failed: Option<Arc<str>>,
     state: watch::Sender<SyncState>,
     syncs: Arc<AtomicU64>,
+    metrics: SyncMetrics,
 }
 
 impl Writer {
@@ -68,6 +70,7 @@ impl Writer {
             dir: s.dir,
             store: s.opts.store,
             interval: s.opts.sync_interval,
+            metrics: s.opts.metrics,
             out,
             buf: Vec::with_capacity(256 * 1024),
             offset: EDIT_MAGIC.len() as u64,
@@ -177,9 +180,14 @@ impl Writer {
         if self.last_synced == self.last_written || self.failed.is_some() {
             return;
         }
+        let started = Instant::now();
         if let Err(e) = self.out.sync_data() {
             return self.fail(format!("fsync up to txid {}: {e}", self.last_written));
         }
+        let m = &self.metrics;
+        m.seconds.observe(started.elapsed().as_secs_f64());
+        m.batch
+            .observe((self.last_written - self.last_synced) as f64);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.synced_offset = self.offset;
         self.last_synced = self.last_written;
