@@ -539,3 +539,86 @@ fn bench_meta_measures_every_phase_and_cleans_up() {
     let err = dfs_err(&c, &["bench", "meta", "--clients", "0"]);
     assert!(err.contains("at least 1"), "{err}");
 }
+
+/// Runs `dfs ARGS` in a pseudo-terminal (util-linux `script`), returning what the terminal
+/// showed (standard output and standard error together) and whether it succeeded.
+fn dfs_in_terminal(c: &dfs_cluster::minicluster::MiniCluster, args: &[&str]) -> (bool, String) {
+    let mut words = vec![env!("CARGO_BIN_EXE_dfs").to_string()];
+    words.extend(c.defines());
+    words.extend(["--namenode".to_string(), c.namenode_addr().to_string()]);
+    words.extend(args.iter().map(|a| a.to_string()));
+    let line = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("run script (util-linux)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `put`, `get`, `cp`, `append` and `getmerge` draw a progress bar (bytes, total, rate, ETA) on a
+/// terminal and print nothing on a pipe; `getmerge` concatenates in name order, with `-nl` and
+/// `-skip-empty-file` as `hdfs dfs` spells them.
+#[test]
+fn progress_bars_on_a_terminal_only_and_getmerge() {
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let big = local.path().join("big.bin");
+    std::fs::write(&big, data(3 << 20, 4)).unwrap();
+    let big_s = big.to_str().unwrap();
+    let back = local.path().join("back.bin");
+    let back_s = back.to_str().unwrap();
+
+    for (args, what) in [
+        (vec!["put", big_s, "/tty.bin"], "put"),
+        (vec!["get", "/tty.bin", back_s], "get"),
+        (vec!["cp", "/tty.bin", "/tty-copy.bin"], "cp"),
+        (vec!["append", big_s, "/tty-copy.bin"], "append"),
+    ] {
+        let (ok, shown) = dfs_in_terminal(&c, &args);
+        assert!(ok, "{what}: {shown}");
+        assert!(
+            shown.contains("3.00 MiB/3.00 MiB") && shown.contains("ETA"),
+            "{what} on a terminal shows its progress: {shown:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&big).unwrap());
+    // The same commands on pipes print nothing at all.
+    let out = dfs(&c, &["put", big_s, "/piped.bin"]);
+    assert!(out.status.success() && out.stderr.is_empty() && out.stdout.is_empty());
+    std::fs::remove_file(&back).unwrap();
+    let out = dfs(&c, &["get", "/piped.bin", back_s]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+
+    dfs_ok(&c, &["mkdir", "/parts"]);
+    for (name, body) in [("b", "second"), ("a", "first"), ("c", "")] {
+        let f = local.path().join(name);
+        std::fs::write(&f, body).unwrap();
+        dfs_ok(&c, &["put", f.to_str().unwrap(), &format!("/parts/{name}")]);
+    }
+    dfs_ok(&c, &["mkdir", "/parts/sub"]);
+    let merged = local.path().join("merged");
+    let merged_s = merged.to_str().unwrap();
+    dfs_ok(&c, &["getmerge", "/parts", merged_s]);
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), "firstsecond");
+    dfs_ok(&c, &["getmerge", "-nl", "/parts", merged_s]);
+    assert_eq!(
+        std::fs::read_to_string(&merged).unwrap(),
+        "first\nsecond\n\n"
+    );
+    dfs_ok(
+        &c,
+        &["getmerge", "-nl", "-skip-empty-file", "/parts", merged_s],
+    );
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), "first\nsecond\n");
+    let (ok, shown) = dfs_in_terminal(&c, &["getmerge", "/parts", merged_s]);
+    assert!(ok && shown.contains("11 B/11 B"), "{shown:?}");
+    let err = dfs_err(&c, &["getmerge", "/nope", merged_s]);
+    assert!(err.contains("/nope"), "{err}");
+}

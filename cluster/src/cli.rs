@@ -86,6 +86,17 @@ pub enum Command {
     Head { path: String },
     /// Prints the last KiB of a file.
     Tail { path: String },
+    /// Concatenates a directory's files (in name order), or one file, into a local file.
+    Getmerge {
+        /// Adds a newline after each file (also `-nl`).
+        #[arg(long)]
+        nl: bool,
+        /// Skips empty files (also `-skip-empty-file`).
+        #[arg(long)]
+        skip_empty_file: bool,
+        src: String,
+        dest: PathBuf,
+    },
     /// Appends local files (or `-` for stdin) to a dfs file, creating it if missing.
     Append {
         #[arg(required = true, num_args = 2.., value_name = "LOCAL... DEST")]
@@ -315,7 +326,7 @@ pub enum AdminCommand {
 
 /// Parses the command line and runs it; the `dfs` binary is just this.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(std::env::args_os().map(hdfs_long_flag));
     let role = matches!(
         cli.command,
         Command::Namenode(_) | Command::Datanode(_) | Command::Up(_) | Command::Mount(_)
@@ -330,6 +341,16 @@ pub fn main() -> ExitCode {
             eprintln!("dfs: {}", shell::describe(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `hdfs dfs` spells some long flags with one dash (`getmerge -nl`); they are taken as clap's
+/// `--nl`. Only these: any other single-dash word stays a cluster of short flags.
+fn hdfs_long_flag(arg: std::ffi::OsString) -> std::ffi::OsString {
+    const ONE_DASH: [&str; 2] = ["-nl", "-skip-empty-file"];
+    match arg.to_str() {
+        Some(a) if ONE_DASH.contains(&a) => format!("-{a}").into(),
+        _ => arg,
     }
 }
 

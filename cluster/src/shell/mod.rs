@@ -2,11 +2,11 @@
 //! on stderr and exit code 1 (see [`describe`]); a closed standard output ends a command quietly
 //! (see [`StdoutClosed`]).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use dfs_client::{CreateOptions, DfsClient, FileStatus, SafeModeAction};
 use serde_json::json;
 
@@ -14,7 +14,9 @@ use crate::cli::{AdminCommand, Command, TestArgs};
 use crate::config::Config;
 
 mod attrs;
+mod copy;
 mod format;
+mod progress;
 
 pub use dfs_proto::display::size;
 use format::{fsck_json, ls_line, now_ms, print_fsck, print_stat, status_json};
@@ -148,6 +150,18 @@ impl Shell {
                 let len = self.client.stat(&norm(&path)).await?.length;
                 self.cat(&norm(&path), len.saturating_sub(1024), None)
                     .await?;
+            }
+            Command::Getmerge {
+                nl,
+                skip_empty_file,
+                src,
+                dest,
+            } => {
+                let merge = copy::Merge {
+                    newline: nl,
+                    skip_empty: skip_empty_file,
+                };
+                self.getmerge(&norm(&src), &dest, merge).await?;
             }
             Command::Append { mut args } => {
                 let dest = norm(&args.pop().expect("clap requires 2 args"));
@@ -484,170 +498,6 @@ impl Shell {
         Ok(all)
     }
 
-    async fn put(&self, sources: &[String], dest: &str, force: bool) -> Result<()> {
-        let into = self.target_dir(dest, sources.len()).await?;
-        for src in sources {
-            let to = match (&into, src.as_str()) {
-                (Some(d), "-") => {
-                    bail!("put: reading stdin needs a file destination, {d} is a directory")
-                }
-                (Some(d), s) => join(d, &base_name(s)?),
-                (None, _) => dest.to_string(),
-            };
-            if src == "-" {
-                self.upload(&mut std::io::stdin().lock(), &to, force)
-                    .await?;
-            } else {
-                self.put_path(Path::new(src), &to, force).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn put_path(&self, local: &Path, to: &str, force: bool) -> Result<()> {
-        let meta = std::fs::metadata(local).with_context(|| format!("{}", local.display()))?;
-        if meta.is_dir() {
-            self.client.mkdirs(to, true).await?;
-            let mut entries: Vec<_> = std::fs::read_dir(local)
-                .with_context(|| format!("{}", local.display()))?
-                .collect::<std::io::Result<_>>()?;
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let name = e.file_name().to_string_lossy().into_owned();
-                Box::pin(self.put_path(&e.path(), &join(to, &name), force)).await?;
-            }
-            return Ok(());
-        }
-        let mut f = std::fs::File::open(local).with_context(|| format!("{}", local.display()))?;
-        self.upload(&mut f, to, force).await
-    }
-
-    /// Streams `input` into `to` through a temporary `to._COPYING_`, renamed into place at the
-    /// end (as HDFS does), so a failed copy never leaves a truncated file under the real name.
-    async fn upload(&self, input: &mut dyn Read, to: &str, force: bool) -> Result<()> {
-        if !force && self.client.exists(to).await? {
-            bail!("{to}: file exists (use -f to overwrite)");
-        }
-        let tmp = format!("{to}._COPYING_");
-        let opts = CreateOptions {
-            overwrite: true,
-            ..Default::default()
-        };
-        let mut w = self.client.create(&tmp, opts).await?;
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let n = input.read(&mut buf).context("read local input")?;
-            if n == 0 {
-                break;
-            }
-            w.write(&buf[..n]).await?;
-        }
-        w.close().await?;
-        self.client.rename(&tmp, to, force).await?;
-        Ok(())
-    }
-
-    async fn get(&self, src: &str, dest: &Path, force: bool, many: bool) -> Result<()> {
-        let st = self.client.stat(src).await?;
-        let target = if dest.is_dir() {
-            dest.join(base_name(src)?)
-        } else if many {
-            bail!(
-                "{}: is not a directory (needed for several sources)",
-                dest.display()
-            );
-        } else {
-            dest.to_path_buf()
-        };
-        self.download_tree(src, &st, &target, force).await
-    }
-
-    async fn download_tree(
-        &self,
-        src: &str,
-        st: &FileStatus,
-        to: &Path,
-        force: bool,
-    ) -> Result<()> {
-        if st.is_dir() {
-            std::fs::create_dir_all(to).with_context(|| format!("{}", to.display()))?;
-            for e in self.client.list(src).await? {
-                Box::pin(self.download_tree(&join(src, &e.name), &e, &to.join(&e.name), force))
-                    .await?;
-            }
-            return Ok(());
-        }
-        if !force && to.exists() {
-            bail!("{}: file exists (use -f to overwrite)", to.display());
-        }
-        let mut f = std::fs::File::create(to).with_context(|| format!("{}", to.display()))?;
-        self.copy_out(src, 0, None, &mut f).await?;
-        f.sync_all().with_context(|| format!("{}", to.display()))?;
-        Ok(())
-    }
-
-    async fn cat(&self, path: &str, from: u64, limit: Option<u64>) -> Result<()> {
-        let mut out = std::io::stdout().lock();
-        self.copy_out(path, from, limit, &mut out)
-            .await
-            .map_err(|e| match e.downcast::<std::io::Error>() {
-                Ok(io) => stdout_error(io),
-                Err(other) => other,
-            })
-    }
-
-    async fn copy_out(
-        &self,
-        path: &str,
-        from: u64,
-        limit: Option<u64>,
-        out: &mut dyn Write,
-    ) -> Result<()> {
-        let mut r = self.client.open(path).await?;
-        r.seek(from);
-        let mut left = limit.unwrap_or(u64::MAX);
-        let mut buf = vec![0u8; COPY_BUF];
-        while left > 0 {
-            let want = (buf.len() as u64).min(left) as usize;
-            let n = r.read(&mut buf[..want]).await?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        out.flush()?;
-        Ok(())
-    }
-
-    async fn append(&self, sources: &[String], dest: &str) -> Result<()> {
-        let mut w = match self.client.append(dest).await {
-            Err(dfs_client::Error::NotFound(_)) => {
-                self.client.create(dest, CreateOptions::default()).await?
-            }
-            r => r?,
-        };
-        let mut buf = vec![0u8; COPY_BUF];
-        for src in sources {
-            let mut input: Box<dyn Read> = if src == "-" {
-                Box::new(std::io::stdin())
-            } else {
-                Box::new(std::fs::File::open(src).with_context(|| src.clone())?)
-            };
-            loop {
-                let n = input
-                    .read(&mut buf)
-                    .with_context(|| format!("read {src}"))?;
-                if n == 0 {
-                    break;
-                }
-                w.write(&buf[..n]).await?;
-            }
-        }
-        w.close().await?;
-        Ok(())
-    }
-
     async fn rm(&self, path: &str, recursive: bool, force: bool) -> Result<()> {
         match self.client.try_stat(path).await? {
             None if force => Ok(()),
@@ -666,41 +516,6 @@ impl Shell {
             bail!("not a directory: {path}");
         }
         self.client.delete(path, false).await?;
-        Ok(())
-    }
-
-    async fn copy_tree(&self, src: &str, to: &str, force: bool) -> Result<()> {
-        let st = self.client.stat(src).await?;
-        if st.is_dir() {
-            if to == src || to.starts_with(&format!("{src}/")) {
-                bail!("cp: cannot copy {src} into itself ({to})");
-            }
-            self.client.mkdirs(to, true).await?;
-            for e in self.client.list(src).await? {
-                Box::pin(self.copy_tree(&join(src, &e.name), &join(to, &e.name), force)).await?;
-            }
-            return Ok(());
-        }
-        if !force && self.client.exists(to).await? {
-            bail!("{to}: file exists (use -f to overwrite)");
-        }
-        let opts = CreateOptions {
-            overwrite: force,
-            replication: st.replication,
-            block_size: st.block_size,
-            ..Default::default()
-        };
-        let mut r = self.client.open(src).await?;
-        let mut w = self.client.create(to, opts).await?;
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let n = r.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            w.write(&buf[..n]).await?;
-        }
-        w.close().await?;
         Ok(())
     }
 
