@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::Write;
+use std::time::Duration;
 
 use common::*;
 
@@ -621,4 +622,92 @@ fn progress_bars_on_a_terminal_only_and_getmerge() {
     assert!(ok && shown.contains("11 B/11 B"), "{shown:?}");
     let err = dfs_err(&c, &["getmerge", "/nope", merged_s]);
     assert!(err.contains("/nope"), "{err}");
+}
+
+/// Trash as `hdfs dfs` has it: with `fs.trash.interval` on, `rm` moves to
+/// `/user/NAME/.Trash/Current/PATH` (a second one of the same name gets a suffix), `-skipTrash`
+/// and anything already in the trash are deleted at once, the trash's ancestors are refused,
+/// `expunge` checkpoints and `expunge -immediate` empties it; the NameNode's emptier expires
+/// checkpoints by itself and frees their blocks.
+#[test]
+fn trash_keeps_what_rm_deletes_until_it_expires() {
+    let user = dfs_client::user::UserInfo::current().name;
+    let trash = format!("/user/{user}/.Trash");
+    // An interval of an hour: nothing expires by itself while the first part runs.
+    let c = cluster()
+        .datanodes(1)
+        .replication(1)
+        .conf("fs.trash.interval", "60")
+        .start()
+        .unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let f = local.path().join("f");
+    std::fs::write(&f, b"precious").unwrap();
+    let f = f.to_str().unwrap();
+    dfs_ok(&c, &["mkdir", "-p", "/data/dir"]);
+    dfs_ok(&c, &["put", f, "/data/a"]);
+    dfs_ok(&c, &["put", f, "/data/dir/b"]);
+
+    let out = dfs_ok(&c, &["rm", "/data/a"]);
+    let at = format!("{trash}/Current/data/a");
+    assert_eq!(out, format!("Moved: '/data/a' to trash at: {at}\n"));
+    assert_eq!(dfs_ok(&c, &["cat", &at]), "precious");
+    assert!(dfs_err(&c, &["ls", "/data/a"]).contains("/data/a"));
+    let err = dfs_err(&c, &["rm", "/data/dir"]);
+    assert!(err.contains("is a directory"), "{err}");
+    dfs_ok(&c, &["rm", "-r", "/data/dir"]);
+    assert_eq!(
+        dfs_ok(&c, &["cat", &format!("{trash}/Current/data/dir/b")]),
+        "precious"
+    );
+    // The same name again: kept beside the first.
+    dfs_ok(&c, &["put", f, "/data/a"]);
+    let out = dfs_ok(&c, &["rm", "/data/a"]);
+    assert!(
+        out.starts_with(&format!("Moved: '/data/a' to trash at: {at}1")),
+        "{out}"
+    );
+    // -skipTrash (as hdfs spells it) deletes; so does rm of what is in the trash.
+    dfs_ok(&c, &["put", f, "/data/c"]);
+    assert_eq!(dfs_ok(&c, &["rm", "-skipTrash", "/data/c"]), "");
+    assert_eq!(dfs_ok(&c, &["rm", &at]), "");
+    assert!(!dfs(&c, &["test", "-e", &at]).status.success());
+    let err = dfs_err(&c, &["rm", "-r", "/user"]);
+    assert!(err.contains("contains the trash"), "{err}");
+
+    // expunge: Current becomes a checkpoint named by the time (yyMMddHHmmss).
+    dfs_ok(&c, &["expunge"]);
+    let names: Vec<String> = dfs_ok(&c, &["ls", &trash])
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].len() == 12 && names[0].bytes().all(|b| b.is_ascii_digit()),
+        "{names:?}"
+    );
+    let kept = format!("{trash}/{}/data/dir/b", names[0]);
+    assert_eq!(dfs_ok(&c, &["cat", &kept]), "precious");
+    dfs_ok(&c, &["expunge", "-immediate"]);
+    assert_eq!(dfs_ok(&c, &["ls", &trash]), "Found 0 items\n");
+    drop(c);
+
+    // An interval of 1.2 s: the NameNode checkpoints and expires by itself.
+    let c = cluster()
+        .datanodes(1)
+        .replication(1)
+        .conf("fs.trash.interval", "0.02")
+        .start()
+        .unwrap();
+    dfs_ok(&c, &["put", f, "/gone"]);
+    assert!(dfs_ok(&c, &["rm", "/gone"]).starts_with("Moved: '/gone'"));
+    assert_eq!(admin_report(&c)["blocks"], 1);
+    eventually(Duration::from_secs(20), "the trash to expire", || {
+        let listing = dfs_ok(&c, &["ls", &trash]);
+        (listing == "Found 0 items\n").then_some(())
+    });
+    eventually(Duration::from_secs(10), "the blocks to be freed", || {
+        (admin_report(&c)["blocks"] == 0).then_some(())
+    });
 }

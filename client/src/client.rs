@@ -183,6 +183,13 @@ impl DfsClient {
         self.inner.holds.release_all(&self.inner.nn).await
     }
 
+    /// `dfs expunge`: checkpoints this user's trash and deletes what expired (everything with
+    /// `immediate`), as the NameNode's `fs.trash.interval` says.
+    pub async fn expunge_trash(&self, immediate: bool) -> Result<()> {
+        let req = pb::ExpungeTrashRequest { immediate };
+        call!(self.inner.nn, expunge_trash, req).map(|_| ())
+    }
+
     /// The user this client acts as.
     pub fn user(&self) -> &UserInfo {
         &self.inner.user

@@ -109,8 +109,17 @@ pub enum Command {
         /// No error for missing paths.
         #[arg(short = 'f')]
         force: bool,
+        /// Deletes at once, even with trash on (also `-skipTrash`).
+        #[arg(long = "skipTrash")]
+        skip_trash: bool,
         #[arg(required = true)]
         paths: Vec<String>,
+    },
+    /// Checkpoints this user's trash and deletes checkpoints older than `fs.trash.interval`.
+    Expunge {
+        /// Deletes everything in the trash now (also `-immediate`).
+        #[arg(long)]
+        immediate: bool,
     },
     /// Deletes empty directories.
     Rmdir {
@@ -347,7 +356,7 @@ pub fn main() -> ExitCode {
 /// `hdfs dfs` spells some long flags with one dash (`getmerge -nl`); they are taken as clap's
 /// `--nl`. Only these: any other single-dash word stays a cluster of short flags.
 fn hdfs_long_flag(arg: std::ffi::OsString) -> std::ffi::OsString {
-    const ONE_DASH: [&str; 2] = ["-nl", "-skip-empty-file"];
+    const ONE_DASH: [&str; 4] = ["-nl", "-skip-empty-file", "-skipTrash", "-immediate"];
     match arg.to_str() {
         Some(a) if ONE_DASH.contains(&a) => format!("-{a}").into(),
         _ => arg,

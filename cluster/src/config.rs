@@ -94,6 +94,8 @@ keys! {
     "dfs.ls.limit" Int [1, U32] "1000" "Entries per listing page.";
     "dfs.namenode.fs-limits.max-xattrs-per-inode" Int [0, U32] "32" "Extended attributes an inode may have; one more is refused (ENOSPC).";
     "dfs.namenode.fs-limits.max-xattr-size" Size [1, 65791] "16384" "Bytes of an extended attribute's name and value together; a bigger one is refused (E2BIG).";
+    "fs.trash.interval" Float "0" "Minutes a deleted path stays in its owner's trash (`/user/NAME/.Trash`) before the NameNode deletes it; 0 turns trash off and `dfs rm` deletes at once. Fractions are allowed.";
+    "fs.trash.checkpoint.interval" Float "0" "Minutes between the NameNode's trash checkpoints (`Current` renamed to the time); 0 means `fs.trash.interval`.";
     "dfs.permissions.enabled" Bool "true" "Check owner/group/mode on every namespace operation.";
     "dfs.permissions.superusergroup" Text "supergroup" "Members of this group are superusers; the root directory's group when a new namespace is formatted.";
     "fs.permissions.umask-mode" Octal "022" "Permission bits removed from new files and directories.";
@@ -198,6 +200,10 @@ impl Config {
     pub fn float(&self, key: &str) -> f64 {
         self.raw(key).parse().expect("validated on set")
     }
+    /// A `Float` key counting minutes, as HDFS's trash keys do (fractions allowed; below 0 is 0).
+    pub fn minutes(&self, key: &str) -> Duration {
+        Duration::from_secs_f64(self.float(key).clamp(0.0, 1e9) * 60.0)
+    }
     pub fn bool(&self, key: &str) -> bool {
         self.raw(key).parse().expect("validated on set")
     }
@@ -263,6 +269,8 @@ impl Config {
             safemode_extension: self.duration("dfs.namenode.safemode.extension"),
             max_xattrs_per_inode: self.int("dfs.namenode.fs-limits.max-xattrs-per-inode") as usize,
             max_xattr_size: self.size("dfs.namenode.fs-limits.max-xattr-size") as usize,
+            trash_interval: self.minutes("fs.trash.interval"),
+            trash_checkpoint_interval: self.minutes("fs.trash.checkpoint.interval"),
         }
     }
 

@@ -108,6 +108,11 @@ pub struct Config {
     pub max_xattrs_per_inode: usize,
     /// dfs.namenode.fs-limits.max-xattr-size: bytes of an attribute's name and value together.
     pub max_xattr_size: usize,
+    /// fs.trash.interval: how long a trash checkpoint is kept; zero turns trash off.
+    pub trash_interval: Duration,
+    /// fs.trash.checkpoint.interval: how often every user's trash is checkpointed (zero: every
+    /// `trash_interval`).
+    pub trash_checkpoint_interval: Duration,
 }
 
 impl Default for Config {
@@ -135,6 +140,8 @@ impl Default for Config {
             safemode_extension: Duration::from_secs(30),
             max_xattrs_per_inode: 32,
             max_xattr_size: 16384,
+            trash_interval: Duration::ZERO,
+            trash_checkpoint_interval: Duration::ZERO,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - replication monitor: every `replication_check_interval`, `FsState::replication_tick`.
 //! - lease monitor: every second, `FsState::lease_tick`.
 //! - checkpointer: every second checks `checkpoint_period` / `checkpoint_txns`.
+//! - trash emptier (trash on): every `trash_checkpoint_interval`, `FsState::trash_tick`.
 //! - edit-log writer: a std thread owned by `EditLog`, joined after the final checkpoint.
 
 use std::future::Future;
@@ -213,6 +214,26 @@ async fn lease_monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The trash emptier (trash on only): every checkpoint interval, every user's trash.
+async fn trash_emptier(shared: Arc<Shared>, cfg: Config, mut stop: watch::Receiver<bool>) {
+    if cfg.trash_interval.is_zero() {
+        return;
+    }
+    let every = match cfg.trash_checkpoint_interval {
+        d if d.is_zero() || d > cfg.trash_interval => cfg.trash_interval,
+        d => d,
+    };
+    while sleep_or_stop(&mut stop, every.max(Duration::from_millis(100))).await {
+        let pass = shared.exec(Durability::Written, |st| {
+            st.trash_tick(Now::current());
+            Ok(())
+        });
+        if let Err(e) = pass.await {
+            tracing::error!(error = %e, "trash emptier pass failed");
+        }
+    }
+}
+
 async fn checkpointer(shared: Arc<Shared>, cfg: Config, mut stop: watch::Receiver<bool>) {
     while sleep_or_stop(&mut stop, TICK).await {
         if shared.checkpoint_due(&cfg).await {
@@ -293,6 +314,11 @@ pub async fn run(
     ));
     tasks.spawn(lease_monitor(shared.clone(), stop_rx.clone()));
     tasks.spawn(checkpointer(
+        shared.clone(),
+        config.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(trash_emptier(
         shared.clone(),
         config.clone(),
         stop_rx.clone(),

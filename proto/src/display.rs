@@ -38,11 +38,11 @@ pub fn size(n: u64, human: bool) -> String {
     format!("{v:.1} {}", units[i])
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC.
-pub fn date(ms: u64) -> String {
+/// A moment (milliseconds since the epoch) in UTC: year, month, day, hour, minute, second.
+pub fn utc(ms: u64) -> (i64, u32, u32, u32, u32, u32) {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -53,6 +53,26 @@ pub fn date(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
+    (y, mo as u32, d as u32, h as u32, m as u32, s as u32)
+}
+
+/// Milliseconds since the epoch of a UTC date and time (the inverse of [`utc`]).
+pub fn from_utc(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> u64 {
+    // Howard Hinnant's days_from_civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((mo + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + s);
+    u64::try_from(secs).unwrap_or(0) * 1000
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+pub fn date(ms: u64) -> String {
+    let (y, mo, d, h, m, _) = utc(ms);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
 }
 
@@ -70,5 +90,9 @@ mod tests {
         assert_eq!(size(1536, false), "1536");
         assert_eq!(date(0), "1970-01-01 00:00");
         assert_eq!(date(1_763_731_200_000), "2025-11-21 13:20");
+        for ms in [0, 951_782_400_000, 1_763_731_259_000, 4_102_444_800_000] {
+            let (y, mo, d, h, mi, s) = utc(ms);
+            assert_eq!(from_utc(y, mo, d, h, mi, s), ms);
+        }
     }
 }

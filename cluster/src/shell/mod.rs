@@ -17,6 +17,7 @@ mod attrs;
 mod copy;
 mod format;
 mod progress;
+mod trash;
 
 pub use dfs_proto::display::size;
 use format::{fsck_json, ls_line, now_ms, print_fsck, print_stat, status_json};
@@ -71,7 +72,10 @@ pub fn describe(e: &anyhow::Error) -> String {
 
 pub async fn run(config: &Config, namenode: &str, cmd: Command) -> Result<ExitCode> {
     let client = DfsClient::connect(config.client(namenode)).await?;
-    let sh = Shell { client };
+    let sh = Shell {
+        client,
+        trash: !config.minutes("fs.trash.interval").is_zero(),
+    };
     let result = sh.dispatch(cmd).await;
     // The process exits next: what it held open (a failed upload's file) is closed now, not
     // when its lease expires.
@@ -83,6 +87,8 @@ pub async fn run(config: &Config, namenode: &str, cmd: Command) -> Result<ExitCo
 
 struct Shell {
     client: DfsClient,
+    /// `fs.trash.interval` > 0: `rm` moves to the trash.
+    trash: bool,
 }
 
 /// Drops trailing slashes so `dfs put f /dir/` means `/dir`; everything else is validated by
@@ -94,6 +100,14 @@ fn norm(p: &str) -> String {
     } else {
         t.into()
     }
+}
+
+/// What `rm` was asked.
+struct Removal {
+    recursive: bool,
+    force: bool,
+    /// Move to the trash instead of deleting (trash on and no `-skipTrash`).
+    trash: bool,
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -170,12 +184,19 @@ impl Shell {
             Command::Rm {
                 recursive,
                 force,
+                skip_trash,
                 paths,
             } => {
+                let rm = Removal {
+                    recursive,
+                    force,
+                    trash: self.trash && !skip_trash,
+                };
                 for p in paths {
-                    self.rm(&norm(&p), recursive, force).await?;
+                    self.rm(&norm(&p), &rm).await?;
                 }
             }
+            Command::Expunge { immediate } => self.expunge(immediate).await?,
             Command::Rmdir { paths } => {
                 for p in paths {
                     self.rmdir(&norm(&p)).await?;
@@ -498,13 +519,15 @@ impl Shell {
         Ok(all)
     }
 
-    async fn rm(&self, path: &str, recursive: bool, force: bool) -> Result<()> {
+    async fn rm(&self, path: &str, how: &Removal) -> Result<()> {
         match self.client.try_stat(path).await? {
-            None if force => Ok(()),
+            None if how.force => Ok(()),
             None => bail!("{path}: no such file or directory"),
-            Some(st) if st.is_dir() && !recursive => bail!("{path}: is a directory (use -r)"),
+            Some(st) if st.is_dir() && !how.recursive => bail!("{path}: is a directory (use -r)"),
             Some(_) => {
-                self.client.delete(path, recursive).await?;
+                if !(how.trash && self.move_to_trash(path).await?) {
+                    self.client.delete(path, how.recursive).await?;
+                }
                 Ok(())
             }
         }

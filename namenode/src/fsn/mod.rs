@@ -51,6 +51,7 @@ mod lease_recovery;
 mod links;
 mod nsops;
 mod read;
+mod trash;
 mod write;
 mod xattrs;
 

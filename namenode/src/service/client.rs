@@ -751,6 +751,18 @@ impl ClientProtocol for Service {
             .await?;
         Ok(Response::new(pb::ReleaseHoldsResponse {}))
     }
+
+    async fn expunge_trash(
+        &self,
+        req: Request<pb::ExpungeTrashRequest>,
+    ) -> Rpc<pb::ExpungeTrashResponse> {
+        let d = durability(&req);
+        let c = caller(&req);
+        let immediate = req.into_inner().immediate;
+        self.exec(d, |st| st.expunge_trash(&c, immediate, Now::current()))
+            .await?;
+        Ok(Response::new(pb::ExpungeTrashResponse {}))
+    }
 }
 
 impl Service {
