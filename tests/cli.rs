@@ -711,3 +711,133 @@ fn trash_keeps_what_rm_deletes_until_it_expires() {
         (admin_report(&c)["blocks"] == 0).then_some(())
     });
 }
+
+/// The commands and flags `hdfs dfs` users reach for: `find -name/-iname/-print0`, `touch -a -m
+/// -t -c`, `ls -d -C -t -S -r -u`, `tail -f`, `moveFromLocal`, `moveToLocal`, `usage` and `help`,
+/// with their errors and exit codes.
+#[test]
+fn find_touch_ls_flags_tail_follow_moves_and_help() {
+    let c = cluster().datanodes(1).replication(1).start().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let put = |name: &str, body: &[u8], to: &str| {
+        let f = local.path().join(name);
+        std::fs::write(&f, body).unwrap();
+        dfs_ok(&c, &["put", f.to_str().unwrap(), to]);
+    };
+    dfs_ok(&c, &["mkdir", "-p", "/f/sub/deep"]);
+    put("a", b"1", "/f/a.txt");
+    put("b", b"22", "/f/sub/B.TXT");
+    put("c", b"333", "/f/sub/deep/c.log");
+
+    // find
+    let found = dfs_ok(&c, &["find", "/f", "-name", "*.txt", "-print"]);
+    assert_eq!(found, "/f/a.txt\n");
+    let found = dfs_ok(&c, &["find", "/f", "-iname", "*.txt"]);
+    assert_eq!(found, "/f/a.txt\n/f/sub/B.TXT\n");
+    let all = dfs_ok(&c, &["find", "/f"]);
+    assert_eq!(all.lines().count(), 6, "{all}");
+    let nul = dfs_ok(&c, &["find", "/f/sub", "-name", "c.*", "-print0"]);
+    assert_eq!(nul, "/f/sub/deep/c.log\0");
+    assert!(dfs_err(&c, &["find", "/nope"]).contains("/nope"));
+    assert!(dfs_err(&c, &["find", "/f", "-name", "[x"]).contains("bad pattern"));
+
+    // touch: creates, sets -t times, -a / -m alone, -c creates nothing
+    dfs_ok(&c, &["touch", "/f/new"]);
+    assert!(dfs(&c, &["test", "-z", "/f/new"]).status.success());
+    dfs_ok(&c, &["touch", "-t", "20240229:123456", "/f/a.txt"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["stat", "--json", "/f/a.txt"])).unwrap();
+    assert_eq!(st["mtime_ms"], 1_709_210_096_000u64);
+    assert_eq!(st["atime_ms"], 1_709_210_096_000u64);
+    dfs_ok(&c, &["touch", "-m", "-t", "20250101:000000", "/f/a.txt"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&dfs_ok(&c, &["stat", "--json", "/f/a.txt"])).unwrap();
+    assert_eq!(st["mtime_ms"], 1_735_689_600_000u64);
+    assert_eq!(
+        st["atime_ms"], 1_709_210_096_000u64,
+        "-m leaves the access time"
+    );
+    dfs_ok(&c, &["touch", "-c", "/f/not-made"]);
+    assert!(!dfs(&c, &["test", "-e", "/f/not-made"]).status.success());
+    assert!(dfs_err(&c, &["touch", "-t", "2024-02-29", "/f/x"]).contains("yyyyMMdd:HHmmss"));
+
+    // ls flags
+    let ls = dfs_ok(&c, &["ls", "-d", "/f"]);
+    assert!(
+        ls.starts_with('d') && ls.trim_end().ends_with(" /f") && ls.lines().count() == 1,
+        "{ls}"
+    );
+    assert_eq!(
+        dfs_ok(&c, &["ls", "-C", "/f"]),
+        "/f/a.txt\n/f/new\n/f/sub\n"
+    );
+    let by_size = dfs_ok(&c, &["ls", "-C", "-S", "/f/sub/deep", "/f"]);
+    assert_eq!(by_size, "/f/sub/deep/c.log\n/f/a.txt\n/f/new\n/f/sub\n");
+    assert_eq!(
+        dfs_ok(&c, &["ls", "-C", "-r", "/f"]),
+        "/f/sub\n/f/new\n/f/a.txt\n"
+    );
+    // a.txt's mtime is 2025, the others' now: newest first puts it last; by access time (-u,
+    // 2024 for a.txt) it still comes after the file made just now.
+    assert_eq!(
+        dfs_ok(&c, &["ls", "-C", "-t", "/f"]).lines().last(),
+        Some("/f/a.txt")
+    );
+    let by_atime = dfs_ok(&c, &["ls", "-C", "-t", "-u", "/f"]);
+    let at = |p: &str| by_atime.lines().position(|l| l == p).unwrap();
+    assert!(at("/f/new") < at("/f/a.txt"), "{by_atime}");
+    assert!(dfs_ok(&c, &["ls", "-u", "/f/a.txt"]).contains("2024-02-29 12:34"));
+
+    // tail -f shows what is appended, until killed
+    let mut tail = c
+        .command()
+        .args(["tail", "-f", "/f/a.txt"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = tail.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 64];
+        while !String::from_utf8_lossy(&seen).contains("more") {
+            match std::io::Read::read(&mut out, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        seen
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let more = local.path().join("more");
+    std::fs::write(&more, b"+more").unwrap();
+    dfs_ok(&c, &["append", more.to_str().unwrap(), "/f/a.txt"]);
+    let seen = reader.join().unwrap();
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert_eq!(String::from_utf8_lossy(&seen), "1+more");
+
+    // moveFromLocal removes the local source; moveToLocal the dfs one
+    let src = local.path().join("m");
+    std::fs::write(&src, b"moved").unwrap();
+    dfs_ok(&c, &["moveFromLocal", src.to_str().unwrap(), "/f/m"]);
+    assert!(!src.exists());
+    let back = local.path().join("back");
+    dfs_ok(&c, &["moveToLocal", "/f/m", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"moved");
+    assert!(!dfs(&c, &["test", "-e", "/f/m"]).status.success());
+
+    // usage and help
+    let usage = dfs_ok(&c, &["usage", "find"]);
+    assert!(
+        usage.starts_with("Usage: dfs find") && usage.contains("[PATHS]"),
+        "{usage}"
+    );
+    let help = dfs_ok(&c, &["help", "touch"]);
+    assert!(
+        help.contains("yyyyMMdd:HHmmss") && help.contains("-c"),
+        "{help}"
+    );
+    assert!(dfs_ok(&c, &["help"]).contains("moveFromLocal"));
+    let err = dfs_err(&c, &["usage", "frobnicate"]);
+    assert!(err.contains("frobnicate: no such command"), "{err}");
+}

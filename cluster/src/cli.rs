@@ -14,7 +14,8 @@ use crate::{roles, shell};
     name = "dfs",
     version,
     about = "dfs: a distributed file system",
-    propagate_version = true
+    propagate_version = true,
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     /// TOML configuration file (keys as in docs/config.md).
@@ -47,6 +48,24 @@ pub enum Command {
         recursive: bool,
         #[arg(short = 'h')]
         human: bool,
+        /// Directories as themselves, not their contents.
+        #[arg(short = 'd')]
+        directory: bool,
+        /// Paths only.
+        #[arg(short = 'C')]
+        paths_only: bool,
+        /// Newest first.
+        #[arg(short = 't')]
+        by_time: bool,
+        /// Largest first.
+        #[arg(short = 'S')]
+        by_size: bool,
+        /// Reverse the order.
+        #[arg(short = 'r')]
+        reverse: bool,
+        /// Access times instead of modification times (shown, and sorted by with -t).
+        #[arg(short = 'u')]
+        atime: bool,
         #[arg(long)]
         json: bool,
         #[arg(long, action = ArgAction::Help)]
@@ -84,8 +103,62 @@ pub enum Command {
     },
     /// Prints the first KiB of a file.
     Head { path: String },
-    /// Prints the last KiB of a file.
-    Tail { path: String },
+    /// Prints the last KiB of a file; with -f, then what is appended, until interrupted.
+    Tail {
+        #[arg(short = 'f')]
+        follow: bool,
+        path: String,
+    },
+    /// Finds paths whose name matches a glob (-name, or -iname ignoring case), as `hdfs dfs
+    /// -find`; prints them one per line (-print) or NUL-terminated (-print0).
+    Find {
+        /// Names matching this glob (also `-name`).
+        #[arg(long, conflicts_with = "iname")]
+        name: Option<String>,
+        /// The same, ignoring case (also `-iname`).
+        #[arg(long)]
+        iname: Option<String>,
+        /// One path per line, the default (also `-print`).
+        #[arg(long)]
+        print: bool,
+        /// NUL after each path (also `-print0`).
+        #[arg(long)]
+        print0: bool,
+        #[arg(default_value = "/")]
+        paths: Vec<String>,
+    },
+    /// Sets access and modification times (-a or -m for one) to now or to -t
+    /// yyyyMMdd:HHmmss (UTC), creating missing files unless -c.
+    Touch {
+        /// The access time only.
+        #[arg(short = 'a')]
+        access: bool,
+        /// The modification time only.
+        #[arg(short = 'm')]
+        modification: bool,
+        /// This time (UTC) instead of now.
+        #[arg(short = 't', value_name = "yyyyMMdd:HHmmss")]
+        time: Option<String>,
+        /// Create no missing file.
+        #[arg(short = 'c')]
+        no_create: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Like put, then deletes the local sources.
+    #[command(name = "moveFromLocal")]
+    MoveFromLocal {
+        #[arg(required = true, num_args = 2.., value_name = "LOCAL... DEST")]
+        args: Vec<String>,
+    },
+    /// Like get, then deletes the dfs source.
+    #[command(name = "moveToLocal")]
+    MoveToLocal { src: String, dest: PathBuf },
+    /// Prints a command's usage (every command's without one).
+    Usage { command: Option<String> },
+    /// Prints a command's help (every command's without one).
+    #[command(name = "help")]
+    Help { command: Option<String> },
     /// Concatenates a directory's files (in name order), or one file, into a local file.
     Getmerge {
         /// Adds a newline after each file (also `-nl`).
@@ -356,7 +429,17 @@ pub fn main() -> ExitCode {
 /// `hdfs dfs` spells some long flags with one dash (`getmerge -nl`); they are taken as clap's
 /// `--nl`. Only these: any other single-dash word stays a cluster of short flags.
 fn hdfs_long_flag(arg: std::ffi::OsString) -> std::ffi::OsString {
-    const ONE_DASH: [&str; 4] = ["-nl", "-skip-empty-file", "-skipTrash", "-immediate"];
+    const ONE_DASH: [&str; 9] = [
+        "-nl",
+        "-skip-empty-file",
+        "-skipTrash",
+        "-immediate",
+        "-name",
+        "-iname",
+        "-print",
+        "-print0",
+        "-help",
+    ];
     match arg.to_str() {
         Some(a) if ONE_DASH.contains(&a) => format!("-{a}").into(),
         _ => arg,
@@ -405,6 +488,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Bench(a) => crate::bench::run(&config, &namenode, a)
                 .await
                 .map(|_| ExitCode::SUCCESS),
+            Command::Usage { command } => {
+                shell::print_help(command.as_deref(), false).map(|_| ExitCode::SUCCESS)
+            }
+            Command::Help { command } => {
+                shell::print_help(command.as_deref(), true).map(|_| ExitCode::SUCCESS)
+            }
             other => shell::run(&config, &namenode, other).await,
         }
     })

@@ -2,11 +2,10 @@
 //! on stderr and exit code 1 (see [`describe`]); a closed standard output ends a command quietly
 //! (see [`StdoutClosed`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use dfs_client::{CreateOptions, DfsClient, FileStatus, SafeModeAction};
 use serde_json::json;
 
@@ -15,12 +14,18 @@ use crate::config::Config;
 
 mod attrs;
 mod copy;
+mod find;
 mod format;
+mod ls;
 mod progress;
 mod trash;
 
 pub use dfs_proto::display::size;
-use format::{fsck_json, ls_line, now_ms, print_fsck, print_stat, status_json};
+use format::{fsck_json, now_ms, print_fsck, print_stat, status_json};
+use ls::Listing;
+
+/// How often `tail -f` looks for more (HDFS: 5 s; a terminal wants sooner).
+const TAIL_FOLLOW_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Read/copy buffer: big enough to fill several packets per call.
 const COPY_BUF: usize = 1 << 20;
@@ -102,6 +107,59 @@ fn norm(p: &str) -> String {
     }
 }
 
+/// What `touch` was asked.
+struct Times {
+    /// `-t`, in milliseconds; `None`: now.
+    at: Option<u64>,
+    atime: bool,
+    mtime: bool,
+    /// Create missing files (no `-c`).
+    create: bool,
+}
+
+/// `touch -t`'s `yyyyMMdd:HHmmss`, in UTC.
+fn parse_touch_time(t: &str) -> Result<u64> {
+    let bad = || anyhow!("touch: bad time {t:?} (expected yyyyMMdd:HHmmss)");
+    let (date, time) = t.split_once(':').ok_or_else(bad)?;
+    if date.len() != 8
+        || time.len() != 6
+        || !(date.chars().chain(time.chars())).all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let n = |s: &str| s.parse::<u32>().map_err(|_| bad());
+    let (mo, d) = (n(&date[4..6])?, n(&date[6..8])?);
+    let (h, mi, s) = (n(&time[..2])?, n(&time[2..4])?, n(&time[4..])?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+        return Err(bad());
+    }
+    let y = i64::from(n(&date[..4])?);
+    Ok(dfs_proto::display::from_utc(y, mo, d, h, mi, s))
+}
+
+/// `usage` and `help`: clap's text for one command, or for every command (no NameNode needed).
+pub fn print_help(command: Option<&str>, long: bool) -> Result<()> {
+    use clap::CommandFactory;
+    let mut cli = crate::cli::Cli::command();
+    cli.build(); // names each subcommand `dfs NAME`
+    let text = match command.map(|c| c.trim_start_matches('-')) {
+        Some(name) => {
+            let sub = cli
+                .find_subcommand_mut(name)
+                .ok_or_else(|| anyhow!("{name}: no such command (try dfs help)"))?;
+            if long {
+                sub.render_long_help().to_string()
+            } else {
+                format!("{}", sub.render_usage())
+            }
+        }
+        None if long => cli.render_long_help().to_string(),
+        None => format!("{}", cli.render_usage()),
+    };
+    outln!("{}", text.trim_end());
+    Ok(())
+}
+
 /// What `rm` was asked.
 struct Removal {
     recursive: bool,
@@ -132,12 +190,81 @@ impl Shell {
                 recursive,
                 human,
                 json,
+                directory,
+                paths_only,
+                by_time,
+                by_size,
+                reverse,
+                atime,
                 paths,
                 ..
             } => {
+                let o = ls::LsOptions {
+                    recursive,
+                    human,
+                    json,
+                    directory,
+                    paths_only,
+                    by_time,
+                    by_size,
+                    reverse,
+                    atime,
+                };
                 for p in paths {
-                    self.ls(&norm(&p), recursive, human, json).await?;
+                    self.ls(&norm(&p), &o).await?;
                 }
+            }
+            Command::Find {
+                name,
+                iname,
+                print0,
+                paths,
+                ..
+            } => {
+                let o = find::FindOptions {
+                    name: name.map(|n| (n, false)).or(iname.map(|n| (n, true))),
+                    print0,
+                };
+                let roots: Vec<String> = paths.iter().map(|p| norm(p)).collect();
+                self.find(&roots, &o).await?;
+            }
+            Command::Touch {
+                access,
+                modification,
+                time,
+                no_create,
+                paths,
+            } => {
+                let at = time.as_deref().map(parse_touch_time).transpose()?;
+                // Neither -a nor -m: both.
+                let both = !access && !modification;
+                let t = Times {
+                    at,
+                    atime: access || both,
+                    mtime: modification || both,
+                    create: !no_create,
+                };
+                for p in paths {
+                    self.touch(&norm(&p), &t).await?;
+                }
+            }
+            Command::MoveFromLocal { mut args } => {
+                let dest = norm(&args.pop().expect("clap requires 2 args"));
+                self.put(&args, &dest, false).await?;
+                for src in &args {
+                    let local = Path::new(src);
+                    let removed = if local.is_dir() {
+                        std::fs::remove_dir_all(local)
+                    } else {
+                        std::fs::remove_file(local)
+                    };
+                    removed.with_context(|| format!("remove {src} after copying it"))?;
+                }
+            }
+            Command::MoveToLocal { src, dest } => {
+                let src = norm(&src);
+                self.get(&src, &dest, false, false).await?;
+                self.client.delete(&src, true).await?;
             }
             Command::Mkdir { parents, paths } => {
                 for p in paths {
@@ -160,11 +287,7 @@ impl Shell {
                 }
             }
             Command::Head { path } => self.cat(&norm(&path), 0, Some(1024)).await?,
-            Command::Tail { path } => {
-                let len = self.client.stat(&norm(&path)).await?.length;
-                self.cat(&norm(&path), len.saturating_sub(1024), None)
-                    .await?;
-            }
+            Command::Tail { follow, path } => self.tail(&norm(&path), follow).await?,
             Command::Getmerge {
                 nl,
                 skip_empty_file,
@@ -421,8 +544,10 @@ impl Shell {
             | Command::Datanode(_)
             | Command::Up(_)
             | Command::Mount(_)
-            | Command::Bench(_) => {
-                unreachable!("roles are dispatched in cli::run")
+            | Command::Bench(_)
+            | Command::Usage { .. }
+            | Command::Help { .. } => {
+                unreachable!("roles, bench, usage and help are dispatched in cli::run")
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -442,43 +567,6 @@ impl Shell {
     /// entries is never held in memory). `Found N items` is the directory's size when it was
     /// looked up, printed first as HDFS does; entries added or removed while the pages are
     /// fetched can make it differ from the lines that follow.
-    async fn ls(&self, path: &str, recursive: bool, human: bool, json: bool) -> Result<()> {
-        let st = self.client.symlink_status(path).await?;
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let line = |out: &mut dyn Write, p: &str, s: &FileStatus, first: bool| {
-            if json {
-                let sep = if first { "" } else { "," };
-                write!(out, "{sep}{}", status_json(p, s))
-            } else {
-                writeln!(out, "{}", ls_line(p, s, human))
-            }
-        };
-        if json {
-            write!(out, "[").map_err(stdout_error)?;
-        }
-        if st.is_dir() {
-            if !json && !recursive {
-                writeln!(out, "Found {} items", st.children).map_err(stdout_error)?;
-            }
-            let mut walk = Listing::new(&self.client, path, recursive);
-            let mut first = true;
-            while let Some((p, s)) = walk.next().await? {
-                line(&mut out, &p, &s, first).map_err(stdout_error)?;
-                first = false;
-                if !walk.buffered() {
-                    // The next entry costs a round trip: show what we have meanwhile.
-                    out.flush().map_err(stdout_error)?;
-                }
-            }
-        } else {
-            line(&mut out, path, &st, true).map_err(stdout_error)?;
-        }
-        if json {
-            writeln!(out, "]").map_err(stdout_error)?;
-        }
-        out.flush().map_err(stdout_error)
-    }
-
     /// Entries of `dir` (and below, when recursive), in listing order, with full paths.
     async fn collect(&self, dir: &str, recursive: bool) -> Result<Vec<(String, FileStatus)>> {
         let mut walk = Listing::new(&self.client, dir, recursive);
@@ -531,6 +619,51 @@ impl Shell {
                 Ok(())
             }
         }
+    }
+
+    /// The last KiB; with `follow`, then every byte appended, until stdout closes or the
+    /// process is interrupted.
+    async fn tail(&self, path: &str, follow: bool) -> Result<()> {
+        let mut len = self.client.stat(path).await?.length;
+        let from = len.saturating_sub(1024);
+        self.cat(path, from, Some(len - from)).await?;
+        if !follow {
+            return Ok(());
+        }
+        loop {
+            tokio::time::sleep(TAIL_FOLLOW_DELAY).await;
+            let now = self.client.stat(path).await?.length;
+            if now > len {
+                self.cat(path, len, Some(now - len)).await?;
+            }
+            len = now;
+        }
+    }
+
+    async fn touch(&self, path: &str, t: &Times) -> Result<()> {
+        if self.client.try_stat(path).await?.is_none() {
+            if !t.create {
+                return Ok(());
+            }
+            self.client
+                .create(path, CreateOptions::default())
+                .await?
+                .close()
+                .await?;
+            if t.at.is_none() {
+                return Ok(()); // just created: both times are now
+            }
+        }
+        match t.at {
+            Some(ms) => {
+                let pick = |on: bool| on.then_some(ms);
+                self.client
+                    .set_times(path, pick(t.mtime), pick(t.atime))
+                    .await?
+            }
+            None => self.client.set_times_to_now(path, t.mtime, t.atime).await?,
+        }
+        Ok(())
     }
 
     /// Deletes an empty directory; the NameNode refuses a non-empty one ("directory not empty").
@@ -712,83 +845,6 @@ impl Shell {
             }
         }
         Ok(())
-    }
-}
-
-/// A directory listing walked depth first, one NameNode page per round trip: entries come out in
-/// the order `hdfs dfs -ls -R` prints them (a directory's contents right after the directory
-/// itself), and only one page per directory level is held in memory.
-struct Listing<'a> {
-    client: &'a DfsClient,
-    recursive: bool,
-    /// The directories being walked, innermost last.
-    stack: Vec<Level>,
-}
-
-/// One directory of a [`Listing`]: the rest of its current page and where the next page starts.
-struct Level {
-    dir: String,
-    page: std::vec::IntoIter<FileStatus>,
-    after: String,
-    more: bool,
-}
-
-impl Level {
-    /// A directory whose first page is fetched when it is needed.
-    fn new(dir: String) -> Level {
-        Level {
-            dir,
-            page: Vec::new().into_iter(),
-            after: String::new(),
-            more: true,
-        }
-    }
-}
-
-impl<'a> Listing<'a> {
-    fn new(client: &'a DfsClient, dir: &str, recursive: bool) -> Listing<'a> {
-        Listing {
-            client,
-            recursive,
-            stack: vec![Level::new(dir.to_string())],
-        }
-    }
-
-    /// The next entry with its full path; `None` when the walk is over.
-    async fn next(&mut self) -> Result<Option<(String, FileStatus)>> {
-        loop {
-            let Some(top) = self.stack.last_mut() else {
-                return Ok(None);
-            };
-            if let Some(e) = top.page.next() {
-                let p = join(&top.dir, &e.name);
-                top.after.clone_from(&e.name);
-                if self.recursive && e.is_dir() {
-                    self.stack.push(Level::new(p.clone()));
-                }
-                return Ok(Some((p, e)));
-            }
-            if !top.more {
-                self.stack.pop();
-                continue;
-            }
-            let page = self.client.list_page(&top.dir, &top.after, 0).await?;
-            top.more = page.has_more();
-            top.page = page.entries.into_iter();
-        }
-    }
-
-    /// Whether [`Listing::next`] can answer without asking the NameNode.
-    fn buffered(&self) -> bool {
-        for level in self.stack.iter().rev() {
-            if level.page.len() > 0 {
-                return true;
-            }
-            if level.more {
-                return false;
-            }
-        }
-        true
     }
 }
 
