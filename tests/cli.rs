@@ -653,6 +653,12 @@ fn trash_keeps_what_rm_deletes_until_it_expires() {
     assert_eq!(out, format!("Moved: '/data/a' to trash at: {at}\n"));
     assert_eq!(dfs_ok(&c, &["cat", &at]), "precious");
     assert!(dfs_err(&c, &["ls", "/data/a"]).contains("/data/a"));
+    // The trash's directories are the owner's alone, as HDFS makes them.
+    for dir in [trash.clone(), format!("{trash}/Current/data")] {
+        let st: serde_json::Value =
+            serde_json::from_str(&dfs_ok(&c, &["stat", "--json", &dir])).unwrap();
+        assert_eq!(st["permission"], "700", "{dir}");
+    }
     let err = dfs_err(&c, &["rm", "/data/dir"]);
     assert!(err.contains("is a directory"), "{err}");
     dfs_ok(&c, &["rm", "-r", "/data/dir"]);

@@ -150,7 +150,7 @@ pub enum XAttrFlag {
 }
 
 /// One page of a directory listing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListingPage {
     pub entries: Vec<FileStatus>,
     /// 0 when this page ends the listing; otherwise more entries follow (at least this many:

@@ -52,7 +52,7 @@ pub enum Command {
         #[arg(short = 'd')]
         directory: bool,
         /// Paths only.
-        #[arg(short = 'C')]
+        #[arg(short = 'C', conflicts_with = "json")]
         paths_only: bool,
         /// Newest first.
         #[arg(short = 't')]

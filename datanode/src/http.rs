@@ -26,10 +26,12 @@ pub(crate) async fn serve(listener: TcpListener, ctx: Arc<XferContext>, mut down
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         stopped.wait().await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(async move { server.await });
     down.wait().await;
-    if let Ok(Ok(Err(e))) = tokio::time::timeout(DRAIN, server).await {
-        tracing::warn!(error = %e, "http server failed");
+    match tokio::time::timeout(DRAIN, &mut server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server failed"),
+        Ok(_) => {}
+        Err(_) => server.abort(),
     }
 }
 

@@ -7,10 +7,11 @@
 //! operation costs (`ls -l` through a mount: one listing per page, no stat per entry). The
 //! cluster gauges are read from [`Stats`] at each scrape, so they cannot drift from the state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -25,8 +26,10 @@ use crate::types::{AdminState, DatanodeInfo, Stats};
 
 /// Distinct method names kept: a client sending made-up paths must not grow the map.
 const MAX_METHODS: usize = 128;
-/// Where calls to methods beyond [`MAX_METHODS`] are counted.
+/// Where calls outside dfs's two services, or beyond [`MAX_METHODS`], are counted.
 const OTHER: &str = "other";
+/// The services whose methods are counted by name.
+const SERVICES: [&str; 2] = ["/dfs.ClientProtocol/", "/dfs.DatanodeProtocol/"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
@@ -79,11 +82,17 @@ struct ClusterGauges {
     resident_memory: Gauge,
 }
 
+/// One method's figures, looked up once per call.
+struct Method {
+    calls: AtomicU64,
+    seconds: Histogram,
+}
+
 /// Everything the NameNode exports; shared by the RPC layer, the edit log and the HTTP server.
 pub struct Metrics {
     registry: Registry,
-    /// Calls per method name (`GetListing`), for the status page.
-    counts: Mutex<BTreeMap<String, u64>>,
+    /// Per method name (`GetListing`): calls (for the status page) and latency.
+    methods: RwLock<HashMap<String, Arc<Method>>>,
     rpc_seconds: Family<MethodLabel, Histogram, fn() -> Histogram>,
     cluster: ClusterGauges,
 }
@@ -193,37 +202,52 @@ impl Metrics {
         }
         Metrics {
             registry,
-            counts: Mutex::default(),
+            methods: RwLock::default(),
             rpc_seconds,
             cluster,
         }
     }
 
-    /// The method's name as counted: bounded, so made-up paths cannot grow the maps.
-    fn method(&self, path: &str) -> String {
-        let method = path.rsplit('/').next().unwrap_or(path);
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let name = if m.contains_key(method) || m.len() < MAX_METHODS {
-            method
-        } else {
-            OTHER
-        };
-        *m.entry(name.to_string()).or_default() += 1;
-        name.to_string()
-    }
-
-    fn observe(&self, method: String, started: Instant) {
-        self.rpc_seconds
-            .get_or_create(&MethodLabel { method })
-            .observe(started.elapsed().as_secs_f64());
+    /// Counts a call to `path` and returns its method's figures. Names are bounded: made-up
+    /// paths cannot grow the maps.
+    fn call(&self, path: &str) -> Arc<Method> {
+        let name = SERVICES
+            .iter()
+            .find_map(|s| path.strip_prefix(s))
+            .unwrap_or(OTHER);
+        let known = self
+            .methods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let m = known.unwrap_or_else(|| {
+            let mut all = self.methods.write().unwrap_or_else(|p| p.into_inner());
+            let name = if all.len() < MAX_METHODS { name } else { OTHER };
+            all.entry(name.to_string())
+                .or_insert_with(|| {
+                    let label = MethodLabel {
+                        method: name.to_string(),
+                    };
+                    Arc::new(Method {
+                        calls: AtomicU64::new(0),
+                        seconds: self.rpc_seconds.get_or_create(&label).clone(),
+                    })
+                })
+                .clone()
+        });
+        m.calls.fetch_add(1, Ordering::Relaxed);
+        m
     }
 
     /// Calls per method so far.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counts
-            .lock()
+        self.methods
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .map(|(k, m)| (k.clone(), m.calls.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// The Prometheus text exposition, with the cluster gauges set from `stats` and `nodes`.
@@ -303,12 +327,11 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = self.metrics.method(req.uri().path());
-        let (metrics, started) = (self.metrics.clone(), Instant::now());
+        let (method, started) = (self.metrics.call(req.uri().path()), Instant::now());
         let call = self.inner.call(req);
         Box::pin(async move {
             let r = call.await;
-            metrics.observe(method, started);
+            method.seconds.observe(started.elapsed().as_secs_f64());
             r
         })
     }
@@ -321,25 +344,25 @@ mod tests {
     #[test]
     fn counts_by_method_and_bounds_the_names() {
         let m = Metrics::new(&SyncMetrics::default());
-        m.method("/dfs.ClientProtocol/GetListing");
-        m.method("/dfs.ClientProtocol/GetListing");
-        m.method("/dfs.ClientProtocol/GetFileInfo");
+        m.call("/dfs.ClientProtocol/GetListing");
+        m.call("/dfs.ClientProtocol/GetListing");
+        m.call("/dfs.DatanodeProtocol/Heartbeat");
+        m.call("/grpc.health.v1.Health/Check");
         let s = m.snapshot();
-        assert_eq!((s["GetListing"], s["GetFileInfo"]), (2, 1));
+        assert_eq!((s["GetListing"], s["Heartbeat"], s[OTHER]), (2, 1, 1));
         for i in 0..1000 {
-            m.method(&format!("/junk/{i}"));
+            m.call(&format!("/dfs.ClientProtocol/Junk{i}"));
         }
         let s = m.snapshot();
-        assert_eq!(s.len(), MAX_METHODS + 1);
-        assert_eq!(s[OTHER], 1000 - (MAX_METHODS as u64 - 2));
+        assert_eq!(s.len(), MAX_METHODS);
+        assert_eq!(s[OTHER], 1 + 1000 - (MAX_METHODS as u64 - 3));
     }
 
     #[test]
     fn the_exposition_carries_latencies_and_the_cluster_state() {
         let sync = SyncMetrics::default();
         let m = Metrics::new(&sync);
-        let method = m.method("/dfs.ClientProtocol/Mkdirs");
-        m.observe(method, Instant::now());
+        m.call("/dfs.ClientProtocol/Mkdirs").seconds.observe(0.002);
         sync.seconds.observe(0.001);
         sync.batch.observe(7.0);
         let stats = Stats {

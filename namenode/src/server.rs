@@ -8,7 +8,8 @@
 //! - replication monitor: every `replication_check_interval`, `FsState::replication_tick`.
 //! - lease monitor: every second, `FsState::lease_tick`.
 //! - checkpointer: every second checks `checkpoint_period` / `checkpoint_txns`.
-//! - trash emptier (trash on): every `trash_checkpoint_interval`, `FsState::trash_tick`.
+//! - trash emptier (trash on): every `trash_checkpoint_interval`, `FsState::empty_trash_of`
+//!   for each user with a trash.
 //! - edit-log writer: a std thread owned by `EditLog`, joined after the final checkpoint.
 
 use std::future::Future;
@@ -224,12 +225,18 @@ async fn trash_emptier(shared: Arc<Shared>, cfg: Config, mut stop: watch::Receiv
         d => d,
     };
     while sleep_or_stop(&mut stop, every.max(Duration::from_millis(100))).await {
-        let pass = shared.exec(Durability::Written, |st| {
-            st.trash_tick(Now::current());
-            Ok(())
-        });
-        if let Err(e) = pass.await {
-            tracing::error!(error = %e, "trash emptier pass failed");
+        let users = match shared.lock() {
+            Ok(mut st) => st.trash_users(),
+            Err(e) => return tracing::error!(error = %e, "trash emptier stopped"),
+        };
+        for user in users {
+            let step = shared.exec(Durability::Written, |st| {
+                st.empty_trash_of(&user, Now::current());
+                Ok(())
+            });
+            if let Err(e) = step.await {
+                tracing::error!(error = %e, "trash emptier pass failed");
+            }
         }
     }
 }

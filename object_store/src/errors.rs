@@ -22,6 +22,12 @@ pub(crate) fn dfs_error(e: dfs_client::Error, path: &str) -> Error {
             path: path.to_string(),
             source: Box::new(e),
         },
+        dfs_client::Error::PermissionDenied(_) | dfs_client::Error::NotPermitted(_) => {
+            Error::PermissionDenied {
+                path: path.to_string(),
+                source: Box::new(e),
+            }
+        }
         e => Error::Generic {
             store: "dfs",
             source: Box::new(e),

@@ -9,7 +9,7 @@
 //! How objects map onto the namespace: an object `a/b/c` is the file `ROOT/a/b/c` (its encoded
 //! path, as `object_store::path::Path` spells it), directories are created as puts need them and
 //! removed when a delete or rename leaves them empty, so a listing shows only what objects imply.
-//! Every put writes a hidden staging file beside its target (`.NAME.dfs-upload-N`, never listed)
+//! Every put writes a hidden staging file beside its target (`.dfs-upload-CLIENT-N`, never listed)
 //! and renames it into place on the NameNode, so readers see the old object or the new one,
 //! never a part: `PutMode::Create` is a rename that refuses to replace, `rename` is the
 //! NameNode's atomic rename. Listings are paged (one NameNode page at a time) and streamed.
@@ -39,7 +39,7 @@ use errors::{dfs_error, not_found};
 
 /// Bytes read per chunk of a get's stream.
 const READ_CHUNK: usize = 1 << 20;
-/// What marks a staging file's name.
+/// What a staging file's name starts with.
 const STAGING: &str = ".dfs-upload-";
 
 /// An [`ObjectStore`] over a dfs directory. Cheap to clone: clones share one client.
@@ -48,7 +48,6 @@ pub struct DfsObjectStore {
     client: DfsClient,
     /// The directory holding the objects, without a trailing slash (`""` for `/`).
     root: Arc<str>,
-    staged: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for DfsObjectStore {
@@ -72,8 +71,12 @@ impl fmt::Display for DfsObjectStore {
 
 /// Whether a directory entry is a staging file of a put in progress.
 fn is_staging(name: &str) -> bool {
-    name.starts_with('.') && name.contains(STAGING)
+    name.starts_with(STAGING)
 }
+
+/// Staging files made by this process: with the client's name (random per client), what makes
+/// every staging name unique.
+static STAGED: AtomicU64 = AtomicU64::new(0);
 
 fn parent(path: &str) -> &str {
     match path.rsplit_once('/') {
@@ -93,7 +96,6 @@ impl DfsObjectStore {
         DfsObjectStore {
             client,
             root: root.trim_end_matches('/').into(),
-            staged: Arc::default(),
         }
     }
 
@@ -145,42 +147,66 @@ impl DfsObjectStore {
             .map_err(|e| dfs_error(e, &path))
     }
 
-    /// A fresh staging path beside `target`.
-    fn staging_path(&self, target: &str) -> String {
-        let n = self.staged.fetch_add(1, Ordering::Relaxed);
-        let name = target.rsplit('/').next().unwrap_or_default();
-        let dir = parent(target).trim_end_matches('/');
-        format!("{dir}/.{name}{STAGING}{}-{n}", std::process::id())
-    }
-
-    /// Creates a staging file for `target` (and its directories), ready to be written.
+    /// Creates a staging file beside `target` (and their directory), ready to be written. It
+    /// never replaces a file: each writer has a staging file of its own.
     async fn create_staging(&self, target: &str) -> Result<(String, dfs_client::FileWriter)> {
-        let staging = self.staging_path(target);
-        let opts = CreateOptions {
-            overwrite: true,
-            ..Default::default()
-        };
         let dir = parent(target);
-        let mut tries = 0;
-        loop {
+        let base = dir.trim_end_matches('/');
+        for _ in 0..4 {
+            let n = STAGED.fetch_add(1, Ordering::Relaxed);
+            let staging = format!("{base}/{STAGING}{}-{n}", self.client.client_name());
             self.client
                 .mkdirs(dir, true)
                 .await
                 .map_err(|e| dfs_error(e, dir))?;
-            match self.client.create(&staging, opts.clone()).await {
+            match self.client.create(&staging, CreateOptions::default()).await {
                 Ok(w) => return Ok((staging, w)),
-                // A delete pruned the directory meanwhile: make it again.
-                Err(dfs_client::Error::NotFound(_)) if tries < 3 => tries += 1,
+                // A name taken, or the directory pruned by a delete meanwhile: again.
+                Err(dfs_client::Error::AlreadyExists(_) | dfs_client::Error::NotFound(_)) => {}
                 Err(e) => return Err(dfs_error(e, target)),
             }
         }
+        Err(object_store::Error::Generic {
+            store: "dfs",
+            source: format!("no staging file could be made beside {target}").into(),
+        })
+    }
+
+    /// Removes a failed put's staging file and the directories it leaves empty.
+    async fn discard(&self, staging: &str) {
+        let _ = self.client.delete(staging, false).await;
+        self.prune(staging).await;
+    }
+
+    /// Opens the object at `location`, with the metadata of what was opened: what a reader gets
+    /// is that object, even when a put replaces it meanwhile.
+    async fn open(&self, location: &Path) -> Result<(dfs_client::FileReader, ObjectMeta)> {
+        let path = self.dfs_path(location);
+        let reader = self
+            .client
+            .open(&path)
+            .await
+            .map_err(|e| dfs_error(e, &path))?;
+        let st = match reader.status() {
+            Some(st) => st.clone(),
+            None => self
+                .client
+                .stat(&path)
+                .await
+                .map_err(|e| dfs_error(e, &path))?,
+        };
+        if !st.is_file() {
+            return Err(not_found(&path));
+        }
+        let meta = self.meta(location.clone(), &st);
+        Ok((reader, meta))
     }
 
     /// Moves a finished staging file to `target`; without `overwrite` an existing target is
     /// `AlreadyExists` (and the staging file is removed).
     async fn publish(&self, staging: &str, target: &str, overwrite: bool) -> Result<PutResult> {
         if let Err(e) = self.client.rename(staging, target, overwrite).await {
-            let _ = self.client.delete(staging, false).await;
+            self.discard(staging).await;
             return Err(dfs_error(e, target));
         }
         let st = self
@@ -223,13 +249,14 @@ impl DfsObjectStore {
     }
 
     /// One page of the directory `dir` after `after`: its objects, subdirectories and where the
-    /// next page starts (`None` at the end).
+    /// next page starts (`None` at the end). A directory gone meanwhile (its last object deleted)
+    /// is an empty page; a name no object path can have is left out.
     async fn page(&self, dir: &str, after: &str) -> Result<Page> {
-        let page = self
-            .client
-            .list_page(dir, after, 0)
-            .await
-            .map_err(|e| dfs_error(e, dir))?;
+        let page = match self.client.list_page(dir, after, 0).await {
+            Ok(p) => p,
+            Err(dfs_client::Error::NotFound(_)) => dfs_client::ListingPage::default(),
+            Err(e) => return Err(dfs_error(e, dir)),
+        };
         let next = (page.remaining > 0)
             .then(|| page.entries.last().map(|e| e.name.clone()))
             .flatten();
@@ -244,7 +271,9 @@ impl DfsObjectStore {
             if e.is_dir() {
                 out.dirs.push(child);
             } else if e.is_file() && !is_staging(&e.name) {
-                out.objects.push(self.meta(self.location(&child)?, &e));
+                if let Ok(location) = self.location(&child) {
+                    out.objects.push(self.meta(location, &e));
+                }
             }
         }
         Ok(out)
@@ -294,7 +323,7 @@ impl ObjectStore for DfsObjectStore {
             w.close().await
         };
         if let Err(e) = written.await {
-            let _ = self.client.delete(&staging, false).await;
+            self.discard(&staging).await;
             return Err(dfs_error(e, &target));
         }
         self.publish(&staging, &target, overwrite).await
@@ -317,8 +346,7 @@ impl ObjectStore for DfsObjectStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let path = self.dfs_path(location);
-        let st = self.file_status(location).await?;
-        let meta = self.meta(location.clone(), &st);
+        let (mut reader, meta) = self.open(location).await?;
         options.check_preconditions(&meta)?;
         let range: Range<u64> = match &options.range {
             Some(r) => r
@@ -332,11 +360,6 @@ impl ObjectStore for DfsObjectStore {
         let payload = if options.head || range.is_empty() {
             stream::empty().boxed()
         } else {
-            let mut reader = self
-                .client
-                .open(&path)
-                .await
-                .map_err(|e| dfs_error(e, &path))?;
             reader.seek(range.start);
             let end = range.end;
             stream::try_unfold((reader, range.start), move |(mut r, pos)| {
@@ -428,9 +451,8 @@ impl ObjectStore for DfsObjectStore {
         loop {
             let page = self.page(&dir, &after).await?;
             out.objects.extend(page.objects);
-            for d in page.dirs {
-                out.common_prefixes.push(self.location(&d)?);
-            }
+            out.common_prefixes
+                .extend(page.dirs.iter().filter_map(|d| self.location(d).ok()));
             match page.next {
                 Some(next) => after = next,
                 None => return Ok(out),
@@ -440,12 +462,7 @@ impl ObjectStore for DfsObjectStore {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         let (src, target) = (self.dfs_path(from), self.dfs_path(to));
-        self.file_status(from).await?;
-        let mut r = self
-            .client
-            .open(&src)
-            .await
-            .map_err(|e| dfs_error(e, &src))?;
+        let (mut r, _) = self.open(from).await?;
         let (staging, mut w) = self.create_staging(&target).await?;
         let copied = async {
             let mut buf = vec![0u8; READ_CHUNK];
@@ -459,7 +476,7 @@ impl ObjectStore for DfsObjectStore {
             w.close().await
         };
         if let Err(e) = copied.await {
-            let _ = self.client.delete(&staging, false).await;
+            self.discard(&staging).await;
             return Err(dfs_error(e, &src));
         }
         let overwrite = matches!(options.mode, CopyMode::Overwrite);

@@ -118,10 +118,13 @@ impl MultipartUpload for Upload {
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
-        let mut w = self.finish_writing().await?;
-        if let Err(e) = w.close().await {
-            let _ = self.store.client.delete(&self.staging, false).await;
-            return Err(dfs_error(e, &self.target));
+        let closed = match self.finish_writing().await {
+            Ok(mut w) => w.close().await.map_err(|e| dfs_error(e, &self.target)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = closed {
+            self.store.discard(&self.staging).await;
+            return Err(e);
         }
         self.store.publish(&self.staging, &self.target, true).await
     }
@@ -135,5 +138,26 @@ impl MultipartUpload for Upload {
             .map_err(|e| dfs_error(e, &self.staging))?;
         self.store.prune(&self.staging).await;
         Ok(())
+    }
+}
+
+impl Drop for Upload {
+    /// An upload dropped unfinished (a cancelled query) leaves nothing behind: its staging file
+    /// is removed in the background.
+    fn drop(&mut self) {
+        if self.writer.is_none() {
+            return; // completed or aborted
+        }
+        self.parts = None;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (store, staging) = (self.store.clone(), self.staging.clone());
+            let writer = self.writer.take();
+            rt.spawn(async move {
+                if let Some(w) = writer {
+                    drop(w.await);
+                }
+                store.discard(&staging).await;
+            });
+        }
     }
 }

@@ -32,9 +32,8 @@ impl LsOptions {
         self.by_time || self.by_size || self.reverse
     }
 
-    /// Sorts entries as the flags say, keeping each directory's entries together.
+    /// Sorts one directory's entries as the flags say.
     fn sort(&self, entries: &mut [(String, FileStatus)]) {
-        let parent = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
         entries.sort_by(|(pa, a), (pb, b)| {
             let within = if self.by_time {
                 let t = |s: &FileStatus| if self.atime { s.atime_ms } else { s.mtime_ms };
@@ -44,12 +43,11 @@ impl LsOptions {
             } else {
                 pa.cmp(pb)
             };
-            let within = if self.reverse {
+            if self.reverse {
                 within.reverse()
             } else {
                 within
-            };
-            parent(pa).cmp(&parent(pb)).then(within)
+            }
         });
     }
 
@@ -72,6 +70,10 @@ impl LsOptions {
 }
 
 impl Shell {
+    /// Prints a listing as it arrives, one NameNode page at a time (a directory of millions of
+    /// entries is never held in memory), unless a sort flag asks for a whole directory at once.
+    /// `Found N items` is the directory's size when it was looked up, printed first as HDFS
+    /// does; entries added or removed while the pages are fetched can make it differ.
     pub(super) async fn ls(&self, path: &str, o: &LsOptions) -> Result<()> {
         let st = self.client.symlink_status(path).await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -94,13 +96,18 @@ impl Shell {
             }
             let mut walk = Listing::new(&self.client, path, o.recursive);
             if o.sorted() {
-                let mut all = Vec::new();
-                while let Some(e) = walk.next().await? {
-                    all.push(e);
-                }
-                o.sort(&mut all);
-                for (p, s) in &all {
-                    emit(&mut out, p, s).map_err(stdout_error)?;
+                // One directory at a time, sorted, each subdirectory's entries right after it
+                // (as `ls -R` prints them): only the directories being walked are held.
+                let mut stack = vec![self.sorted_children(path, o).await?.into_iter()];
+                while let Some(level) = stack.last_mut() {
+                    let Some((p, s)) = level.next() else {
+                        stack.pop();
+                        continue;
+                    };
+                    emit(&mut out, &p, &s).map_err(stdout_error)?;
+                    if o.recursive && s.is_dir() {
+                        stack.push(self.sorted_children(&p, o).await?.into_iter());
+                    }
                 }
             } else {
                 while let Some((p, s)) = walk.next().await? {
@@ -118,6 +125,17 @@ impl Shell {
             writeln!(out, "]").map_err(stdout_error)?;
         }
         out.flush().map_err(stdout_error)
+    }
+
+    /// A directory's entries, with full paths, sorted as `o` says.
+    async fn sorted_children(&self, dir: &str, o: &LsOptions) -> Result<Vec<(String, FileStatus)>> {
+        let mut walk = Listing::new(&self.client, dir, false);
+        let mut all = Vec::new();
+        while let Some(e) = walk.next().await? {
+            all.push(e);
+        }
+        o.sort(&mut all);
+        Ok(all)
     }
 }
 

@@ -250,6 +250,9 @@ impl Shell {
             }
             Command::MoveFromLocal { mut args } => {
                 let dest = norm(&args.pop().expect("clap requires 2 args"));
+                if args.iter().any(|a| a == "-") {
+                    bail!("moveFromLocal: stdin (-) cannot be moved; use put");
+                }
                 self.put(&args, &dest, false).await?;
                 for src in &args {
                     let local = Path::new(src);
@@ -563,10 +566,6 @@ impl Shell {
         }
     }
 
-    /// Prints a listing as it arrives, one NameNode page at a time (a directory of millions of
-    /// entries is never held in memory). `Found N items` is the directory's size when it was
-    /// looked up, printed first as HDFS does; entries added or removed while the pages are
-    /// fetched can make it differ from the lines that follow.
     /// Entries of `dir` (and below, when recursive), in listing order, with full paths.
     async fn collect(&self, dir: &str, recursive: bool) -> Result<Vec<(String, FileStatus)>> {
         let mut walk = Listing::new(&self.client, dir, recursive);

@@ -29,7 +29,13 @@ impl Shell {
         let current = format!("{root}/Current");
         let mut to = format!("{current}{path}");
         let parent = to.rsplit_once('/').map_or("/", |(p, _)| p).to_string();
-        self.client.mkdirs(&parent, true).await?;
+        // 0700, as HDFS makes them: what a private directory protected stays private.
+        self.client
+            .mkdirs_with_permission(&root, 0o700, true)
+            .await?;
+        self.client
+            .mkdirs_with_permission(&parent, 0o700, true)
+            .await?;
         if self.client.exists(&to).await? {
             // Deleted before under the same name: keep both, as HDFS does.
             to = format!("{to}{}", super::format::now_ms());

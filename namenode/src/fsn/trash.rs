@@ -2,7 +2,8 @@
 //! instead of deleting it; a checkpoint renames `Current` to the moment it was taken
 //! (`yyMMddHHmmss`, UTC), and a checkpoint older than `fs.trash.interval` is deleted for good. The
 //! NameNode checkpoints every user's trash each `fs.trash.checkpoint.interval` (the server's
-//! emptier task calls [`FsState::trash_tick`]); `dfs expunge` does it at once for the caller's.
+//! emptier task calls [`FsState::empty_trash_of`] for each of [`FsState::trash_users`]);
+//! `dfs expunge` does it at once for the caller's.
 
 use dfs_proto::display::{from_utc, utc};
 use dfs_proto::path::DfsPath;
@@ -54,30 +55,46 @@ impl FsState {
         self.checkpoint_trash(c, &root, immediate, now)
     }
 
-    /// The emptier's pass: every user's trash, as the superuser. Failures are logged; the next
-    /// pass tries again.
-    pub fn trash_tick(&mut self, now: Now) {
+    /// The users with a trash, for the emptier (nothing while trash is off or in safe mode).
+    pub fn trash_users(&mut self) -> Vec<String> {
         if self.cfg.trash_interval.is_zero() || self.check_writable("empty trash").is_err() {
-            return;
+            return Vec::new();
         }
-        let su = Caller {
+        let su = self.superuser();
+        let homes = DfsPath::parse(HOMES).expect("a valid path");
+        let users = self.child_names(&su, &homes).unwrap_or_default(); // no /user yet
+        users
+            .into_iter()
+            .filter(|u| {
+                let root = homes.join(u).and_then(|h| h.join(TRASH));
+                root.is_ok_and(|r| {
+                    matches!(self.get_file_info(&su, &r), Ok(Some(s)) if s.file_type == FileType::Directory)
+                })
+            })
+            .collect()
+    }
+
+    /// The emptier's step for one user's trash, as the superuser (one step per user, so the
+    /// namespace lock is not held for all of them at once). A failure is logged; the next pass
+    /// tries again.
+    pub fn empty_trash_of(&mut self, user: &str, now: Now) {
+        let su = self.superuser();
+        let root = DfsPath::parse(HOMES)
+            .and_then(|h| h.join(user))
+            .and_then(|h| h.join(TRASH));
+        let done = root.map_err(Error::from).and_then(|r| {
+            self.check_writable("empty trash")?;
+            self.checkpoint_trash(&su, &r, false, now)
+        });
+        if let Err(e) = done {
+            tracing::warn!(user, error = %e, "trash checkpoint failed");
+        }
+    }
+
+    fn superuser(&self) -> Caller {
+        Caller {
             user: self.cfg.superuser.clone(),
             groups: Vec::new(),
-        };
-        let homes = DfsPath::parse(HOMES).expect("a valid path");
-        let Ok(users) = self.child_names(&su, &homes) else {
-            return; // no /user yet
-        };
-        for user in users {
-            let Ok(root) = homes.join(&user).and_then(|h| h.join(TRASH)) else {
-                continue;
-            };
-            if matches!(self.get_file_info(&su, &root), Ok(Some(s)) if s.file_type == FileType::Directory)
-            {
-                if let Err(e) = self.checkpoint_trash(&su, &root, false, now) {
-                    tracing::warn!(trash = %root, error = %e, "trash checkpoint failed");
-                }
-            }
         }
     }
 

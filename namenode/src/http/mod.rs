@@ -41,12 +41,15 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stopped.wait_for(|s| *s).await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(async move { server.await });
     let _ = stop.wait_for(|s| *s).await;
-    match tokio::time::timeout(DRAIN, server).await {
+    match tokio::time::timeout(DRAIN, &mut server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server failed"),
         Ok(_) => {}
-        Err(_) => tracing::debug!("http connections still open at shutdown were dropped"),
+        Err(_) => {
+            tracing::debug!("http connections still open at shutdown are dropped");
+            server.abort();
+        }
     }
 }
 
