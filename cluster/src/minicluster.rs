@@ -203,6 +203,14 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+/// The value of the `name` field (`rpc=`, `http=` ...) in a node's announcement line.
+fn announced(line: &str, name: &str) -> Result<String> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no {name} in the announcement {line:?}"))
+}
+
 impl MiniCluster {
     /// A builder for a cluster run from the `dfs` binary at `bin` (in tests:
     /// `env!("CARGO_BIN_EXE_dfs")`).
@@ -306,14 +314,8 @@ impl MiniCluster {
         self.namenode.spawn(&self.bin)?;
         let line = self.namenode.announcement(Duration::from_secs(30))?;
         // "namenode rpc=HOST:PORT http=HOST:PORT"
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("unexpected NameNode announcement {line:?}"))
-        };
-        self.nn_addr = field("rpc=")?;
-        self.http_addr = field("http=")?;
+        self.nn_addr = announced(&line, "rpc=")?;
+        self.http_addr = announced(&line, "http=")?;
         self.namenode.addr = self.nn_addr.clone();
         Ok(())
     }
@@ -342,14 +344,8 @@ impl MiniCluster {
         node.spawn(&self.bin)?;
         let line = node.announcement(Duration::from_secs(30))?;
         // "datanode xfer=HOST:PORT http=HOST:PORT"
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("unexpected DataNode announcement {line:?}"))
-        };
-        node.addr = field("xfer=")?;
-        node.http = field("http=")?;
+        node.addr = announced(&line, "xfer=")?;
+        node.http = announced(&line, "http=")?;
         // Restarts reuse the ports, so the NameNode sees the same address again.
         let n = node.args.len();
         node.args[n - 3] = node.addr.clone();

@@ -94,7 +94,6 @@ impl Shell {
             if !o.json && !o.recursive && !o.paths_only {
                 writeln!(out, "Found {} items", st.children).map_err(stdout_error)?;
             }
-            let mut walk = Listing::new(&self.client, path, o.recursive);
             if o.sorted() {
                 // One directory at a time, sorted, each subdirectory's entries right after it
                 // (as `ls -R` prints them): only the directories being walked are held.
@@ -110,6 +109,7 @@ impl Shell {
                     }
                 }
             } else {
+                let mut walk = Listing::new(&self.client, path, o.recursive);
                 while let Some((p, s)) = walk.next().await? {
                     emit(&mut out, &p, &s).map_err(stdout_error)?;
                     if !walk.buffered() {
